@@ -1,0 +1,68 @@
+"""One error tree for everything watcher raises on purpose.
+
+Third-party errors (httpx, SQLAlchemy, lxml) are translated into these where
+they enter, so callers handle ``WatcherError`` and nothing else. This module
+imports nothing from watcher.
+"""
+
+from __future__ import annotations
+
+
+class WatcherError(Exception):
+    """Base class: a clear, one-line message a user can act on."""
+
+
+class SnapshotFormatError(WatcherError):
+    """A snapshot file is not in the seed format (or a variant we accept)."""
+
+    def __init__(self, source: str, reason: str, line: int | None = None) -> None:
+        self.source = source
+        self.reason = reason
+        self.line = line
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"{where}: {reason}")
+
+
+class InvalidURLError(WatcherError):
+    """A URL that watcher cannot watch (not http/https, no host, ...)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        super().__init__(f"{url!r}: {reason}")
+
+
+class FetchError(WatcherError):
+    """Fetching a URL failed; ``reason`` is short and suitable for a log line."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"{url}: {reason}")
+
+
+class FetchTimeoutError(FetchError):
+    """The server did not answer in time (after retries)."""
+
+
+class BodyTooLargeError(FetchError):
+    """The response body exceeded the configured maximum size."""
+
+
+class HTTPStatusError(FetchError):
+    """The server answered with an error status we do not treat as a value."""
+
+    def __init__(self, url: str, status: int, reason: str | None = None) -> None:
+        self.status = status
+        super().__init__(url, reason or f"HTTP {status}")
+
+
+class StoreError(WatcherError):
+    """The database or archive folder could not be read or written."""
+
+
+class SchemaOutOfDateError(StoreError):
+    """The database schema is older than this version of watcher expects."""
+
+
+class DaemonAlreadyRunningError(WatcherError):
+    """Another daemon already holds this data folder."""
