@@ -1,0 +1,257 @@
+"""The seed file format: render and read, tolerant of real-world variants.
+
+Canonical form, one capture per file::
+
+    <!--1637030584000-->
+    [title](url)
+    ------
+
+    <main>…article HTML on one line…</main>
+
+The reader also accepts what real archives hold: Jekyll front matter before
+the header (its fields are kept), no epoch line or a broken ``<!--NaN-->``
+(the time then comes from the front matter ``date`` or a ``日期：`` line, else
+it is unknown, never invented), CRLF line endings, a UTF-8 BOM, titles that
+span lines, and multi-line bodies.
+
+Title escaping rule (so our files stay readable by the plain reader regex
+``\\[([\\s\\S]*?)\\]\\(``, which stops at the first ``](``): the writer puts a
+backslash before every ``(`` that follows a ``]``, and doubles a backslash
+that is followed by ``(`` or another backslash. The written title then never
+contains ``](``; titles without ``](`` or backslashes are written unchanged,
+so canonical files from other archivers round-trip byte for byte. Titles are
+single-line values: line breaks inside them collapse to one space.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+from watcher.errors import SnapshotFormatError
+from watcher.models import Snapshot, TimeSource
+
+RULE = "------"
+_EPOCH_RE = re.compile(r"<!--\s*(.*?)\s*-->")
+_LINK_START = "["
+# The link ends at "](" followed by something that looks like a URL; the
+# URL runs to the last ")" of the header block, so it may contain ")" or spaces.
+_LINK_RE = re.compile(r"\[([\s\S]*?)\]\(((?:[a-zA-Z][a-zA-Z0-9+.-]*:|/)[^\n]*)\)[ \t]*\Z")
+_PLAIN_LINK_RE = re.compile(r"\[([\s\S]*?)\]\(([^\n]*)\)[ \t]*\Z")
+_DATELINE_RE = re.compile(r"^日期[：:]\s*(.+)$")
+_FRONT_FIELD_RE = re.compile(r"^([A-Za-z_][\w-]*)\s*:\s?(.*)$")
+_MAX_HEADER_LINES = 12
+_TITLE_BREAK_RE = re.compile(r"[ \t]*\n\s*")
+
+
+def render(snapshot: Snapshot) -> str:
+    """Produce the canonical seed-format text (what we write to disk)."""
+    return render_header(snapshot.title, snapshot.url, snapshot.captured_at) + snapshot.body + "\n"
+
+
+def render_header(title: str, url: str, captured_at: int | None) -> str:
+    """Everything before the body; an unknown time writes no epoch line."""
+    epoch = f"<!--{captured_at}-->\n" if captured_at is not None else ""
+    return f"{epoch}[{escape_title(title)}]({url})\n{RULE}\n\n"
+
+
+def content_text(snapshot: Snapshot) -> str:
+    """The file text minus the capture time: equal content means equal version."""
+    return render_header(snapshot.title, snapshot.url, None) + snapshot.body + "\n"
+
+
+def escape_title(title: str) -> str:
+    out: list[str] = []
+    for i, ch in enumerate(title):
+        nxt = title[i + 1] if i + 1 < len(title) else ""
+        if ch == "\\" and nxt in ("(", "\\"):
+            out.append("\\\\")
+        elif ch == "(" and i > 0 and title[i - 1] == "]":
+            out.append("\\(")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def unescape_title(text: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in ("(", "\\"):
+            out.append(text[i + 1])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def normalise_title(title: str) -> str:
+    """Fold line breaks (and the indentation around them) into one space.
+
+    Other whitespace is kept as written, so canonical files round-trip byte
+    for byte; the article parser normalises it for comparison.
+    """
+    return _TITLE_BREAK_RE.sub(" ", title)
+
+
+def read(path: str | Path) -> Snapshot:
+    """Read a snapshot file; raises SnapshotFormatError naming the file."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SnapshotFormatError(str(path), f"cannot read file: {exc.strerror}") from exc
+    return parse(decode(data, str(path)), source=str(path))
+
+
+def decode(data: bytes, source: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SnapshotFormatError(source, f"not UTF-8 text (byte {exc.start})") from exc
+
+
+def parse(text: str, source: str = "<string>") -> Snapshot:
+    """Parse snapshot text in the seed format or one of its real-world variants."""
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    front, pos = _read_front_matter(lines, source)
+    epoch, pos = _read_epoch(lines, pos)
+    header_end = _find_rule(lines, pos)
+    if header_end is None:
+        if front and (fm_url := front.get("from") or front.get("url")):
+            return _front_matter_only(front, lines, pos, source, fm_url)
+        raise SnapshotFormatError(source, _missing_header_reason(lines, pos), line=pos + 1)
+    title, url = _read_link(lines[pos:header_end], source, pos + 1)
+    body_start = header_end + 1
+    dateline: str | None = None
+    if body_start < len(lines) and (m := _DATELINE_RE.match(lines[body_start].strip())):
+        dateline = m.group(1).strip()
+        body_start += 1
+    if body_start < len(lines) and lines[body_start].strip() == "":
+        body_start += 1
+    body = "\n".join(lines[body_start:]).rstrip("\n")
+    captured_at, source_kind = _resolve_time(epoch, front, dateline)
+    return Snapshot(
+        url=url,
+        title=title,
+        body=body,
+        captured_at=captured_at,
+        time_source=source_kind,
+        front_matter=front,
+        dateline=dateline,
+    )
+
+
+def _read_front_matter(lines: list[str], source: str) -> tuple[dict[str, str], int]:
+    if not lines or lines[0].strip() != "---":
+        return {}, 0
+    fields: dict[str, str] = {}
+    for i in range(1, len(lines)):
+        line = lines[i]
+        if line.strip() == "---":
+            return fields, i + 1
+        if m := _FRONT_FIELD_RE.match(line):
+            fields[m.group(1)] = _unquote(m.group(2).strip())
+    raise SnapshotFormatError(source, "front matter opened with '---' is never closed", line=1)
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def _read_epoch(lines: list[str], pos: int) -> tuple[int | None, int]:
+    """Return (epoch ms, or None for a missing or broken one like <!--NaN-->; next line)."""
+    while pos < len(lines) and lines[pos].strip() == "":
+        pos += 1
+    if pos < len(lines) and (m := _EPOCH_RE.fullmatch(lines[pos].strip())):
+        raw = m.group(1)
+        return (int(raw) if raw.isdigit() else None), pos + 1
+    return None, pos
+
+
+def _find_rule(lines: list[str], pos: int) -> int | None:
+    if pos >= len(lines) or not lines[pos].lstrip().startswith(_LINK_START):
+        return None
+    for i in range(pos + 1, min(len(lines), pos + _MAX_HEADER_LINES)):
+        if lines[i].strip() == RULE:
+            return i
+    return None
+
+
+def _missing_header_reason(lines: list[str], pos: int) -> str:
+    if pos >= len(lines) or not "".join(lines[pos:]).strip():
+        return "file is empty: no title link"
+    first = lines[pos].strip()
+    if first.startswith("<!--"):
+        return "line is not an epoch comment such as <!--1637030584000-->"
+    if not first.startswith(_LINK_START):
+        return f"expected a title link '[title](url)', found {first[:40]!r}"
+    return f"no '{RULE}' line after the title link"
+
+
+def _read_link(header: list[str], source: str, line_no: int) -> tuple[str, str]:
+    block = "\n".join(header).strip()
+    m = _LINK_RE.fullmatch(block) or _PLAIN_LINK_RE.fullmatch(block)
+    if m is None:
+        raise SnapshotFormatError(source, "title link is not of the form [title](url)", line_no)
+    url = m.group(2).strip()
+    if not url:
+        raise SnapshotFormatError(source, "title link has an empty URL", line_no)
+    return normalise_title(unescape_title(m.group(1))), url
+
+
+def _front_matter_only(
+    front: dict[str, str], lines: list[str], pos: int, source: str, url: str
+) -> Snapshot:
+    """Posts that carry only front matter then HTML (Nei.st, iYouPort, ...)."""
+    title = normalise_title(front.get("title", "")).strip()
+    if not title:
+        raise SnapshotFormatError(source, "front matter has no title and no title link", pos + 1)
+    body = "\n".join(lines[pos:]).strip("\n")
+    captured_at, kind = _resolve_time(None, front, None)
+    return Snapshot(
+        url=url,
+        title=title,
+        body=body,
+        captured_at=captured_at,
+        time_source=kind,
+        front_matter=front,
+    )
+
+
+def _resolve_time(
+    epoch: int | None, front: dict[str, str], dateline: str | None
+) -> tuple[int | None, TimeSource]:
+    if epoch is not None:
+        return epoch, TimeSource.EPOCH
+    if (value := front.get("date")) and (ms := _parse_iso(value)) is not None:
+        return ms, TimeSource.FRONT_MATTER
+    if dateline and (ms := _parse_rfc2822(dateline)) is not None:
+        return ms, TimeSource.DATELINE
+    return None, TimeSource.UNKNOWN
+
+
+def _parse_iso(value: str) -> int | None:
+    try:
+        dt = datetime.fromisoformat(value.strip().replace(" +", "+"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return round(dt.timestamp() * 1000)
+
+
+def _parse_rfc2822(value: str) -> int | None:
+    try:
+        dt = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return round(dt.timestamp() * 1000)
