@@ -221,7 +221,11 @@ class _Walker:
         mention = self._resolve_time_el(el)
         if not mention.text and not mention.datetime_attr:
             return []
-        stable = times.MASK if mention.relative else mention.text
+        stable = (
+            times.TIME_ELEMENT_RE.sub(times.MASK, mention.text)
+            if mention.relative
+            else mention.text
+        )
         return [Block(BlockKind.TIME, mention.text, stable, times=(mention,))]
 
     def _list(self, el: Tag, quote: bool) -> list[Block]:
