@@ -1,0 +1,60 @@
+"""Alembic environment: migrate the database given by ``-x url=`` or the config.
+
+Online mode only; the engine comes from watcher.store.open_engine so SQLite
+gets the same pragmas (WAL, foreign keys) as the daemon. ``render_as_batch``
+lets later migrations alter tables on SQLite.
+"""
+
+from __future__ import annotations
+
+from logging.config import fileConfig
+
+from sqlalchemy import Connection
+
+from alembic import context
+from watcher.store.engine import open_engine
+from watcher.store.tables import Base
+
+config = context.config
+if config.config_file_name is not None:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+target_metadata = Base.metadata
+
+
+def _url() -> str:
+    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
+        "sqlalchemy.url"
+    )
+    if not url:
+        raise SystemExit("no database URL: pass -x url=... or set sqlalchemy.url")
+    return url
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    engine = open_engine(_url())
+    try:
+        with engine.connect() as conn:
+            _run(conn)
+    finally:
+        engine.dispose()
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline (--sql) mode is not supported; run against a database")
+run_migrations_online()

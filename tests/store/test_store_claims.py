@@ -1,0 +1,141 @@
+"""Claiming due watches and releasing them, including concurrent claimers."""
+
+from __future__ import annotations
+
+import threading
+
+from watcher.store import Store, WatchState, open_engine
+
+LEASE = 60_000
+
+
+def add(store: Store, n: int, *, now_ms: int = 0) -> list[int]:
+    return [
+        store.add_watch(f"https://example.com/{i}", site="example.com", now_ms=now_ms)[0].id
+        for i in range(n)
+    ]
+
+
+def release(store: Store, watch_id: int, next_check_at: int, **kwargs: object) -> None:
+    store.release(
+        watch_id,
+        next_check_at=next_check_at,
+        failure_count=0,
+        unchanged_count=0,
+        last_checked_at=next_check_at - 1,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_claim_respects_next_check_at(store: Store) -> None:
+    early, late = add(store, 2)
+    release(store, early, 1000)
+    release(store, late, 5000)
+    assert store.due_count(999) == 0
+    assert store.claim_due("w", 999, 10, LEASE) == []
+    assert store.due_count(1000) == 1
+    claimed = store.claim_due("w", 1000, 10, LEASE)
+    assert [w.id for w in claimed] == [early]
+    assert claimed[0].claimed_by == "w"
+    assert claimed[0].claimed_until == 1000 + LEASE
+    assert [w.id for w in store.claim_due("w2", 5000, 10, LEASE)] == [late]
+
+
+def test_claim_orders_by_due_time_and_honours_limit(store: Store) -> None:
+    ids = add(store, 5)
+    for offset, watch_id in enumerate(reversed(ids)):
+        release(store, watch_id, 100 + offset)
+    claimed = store.claim_due("w", 1000, 3, LEASE)
+    assert [w.id for w in claimed] == list(reversed(ids))[:3]
+    assert store.claim_due("w", 1000, 0, LEASE) == []
+
+
+def test_claim_skips_paused_gone_retired_but_retries_failing(store: Store) -> None:
+    ids = add(store, 5)
+    for url_index, state in enumerate(["paused", "gone", "retired", "failing"]):
+        store.set_state(f"https://example.com/{url_index}", state)
+    claimed = store.claim_due("w", 10, 10, LEASE)
+    assert sorted(w.id for w in claimed) == [ids[3], ids[4]]
+    assert store.due_count(10) == 0
+
+
+def test_lease_blocks_other_claimers_until_it_expires(store: Store) -> None:
+    (watch_id,) = add(store, 1)
+    assert len(store.claim_due("a", 10, 10, LEASE)) == 1
+    assert store.claim_due("b", 10 + LEASE - 1, 10, LEASE) == []
+    stolen = store.claim_due("b", 10 + LEASE, 10, LEASE)
+    assert [(w.id, w.claimed_by) for w in stolen] == [(watch_id, "b")]
+
+
+def test_release_clears_claim_and_reschedules(store: Store) -> None:
+    (watch_id,) = add(store, 1)
+    store.claim_due("w", 10, 1, LEASE)
+    store.release(
+        watch_id,
+        next_check_at=9_000,
+        failure_count=2,
+        unchanged_count=7,
+        last_checked_at=20,
+        etag='"abc"',
+        last_modified="Tue, 01 Oct 2024 00:00:00 GMT",
+        last_body_sha256="f" * 64,
+        last_change_at=15,
+    )
+    watch = store.get_watch_by_id(watch_id)
+    assert watch is not None
+    assert (watch.claimed_by, watch.claimed_until) == (None, None)
+    assert (watch.next_check_at, watch.failure_count, watch.unchanged_count) == (9_000, 2, 7)
+    assert (watch.etag, watch.last_body_sha256, watch.last_change_at) == ('"abc"', "f" * 64, 15)
+    # None keeps stored values.
+    release(store, watch_id, 10_000)
+    kept = store.get_watch_by_id(watch_id)
+    assert kept is not None
+    assert (kept.etag, kept.last_change_at) == ('"abc"', 15)
+
+
+def test_release_state_does_not_override_user_pause(store: Store) -> None:
+    first, second = add(store, 2)
+    store.claim_due("w", 10, 2, LEASE)
+    store.set_state("https://example.com/0", WatchState.PAUSED)
+    release(store, first, 100, state=WatchState.FAILING)
+    release(store, second, 100, state=WatchState.GONE)
+    assert store.get_watch_by_id(first).state is WatchState.PAUSED  # type: ignore[union-attr]
+    assert store.get_watch_by_id(second).state is WatchState.GONE  # type: ignore[union-attr]
+
+
+def test_concurrent_claimers_never_share_a_watch(store: Store, db_url: str) -> None:
+    """Two engines (as two daemons would have) race to drain 300 due watches."""
+    ids = set(add(store, 300))
+    barrier = threading.Barrier(2)
+    results: dict[str, list[int]] = {}
+    errors: list[BaseException] = []
+
+    def claimer(worker: str) -> None:
+        engine = open_engine(db_url)
+        mine: list[int] = []
+        try:
+            worker_store = Store(engine)
+            barrier.wait()
+            while batch := worker_store.claim_due(worker, 1000, 7, LEASE):
+                mine.extend(w.id for w in batch)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            engine.dispose()
+            results[worker] = mine
+
+    threads = [threading.Thread(target=claimer, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    a, b = results["a"], results["b"]
+    assert len(a) == len(set(a))
+    assert len(b) == len(set(b))
+    assert not set(a) & set(b)
+    assert set(a) | set(b) == ids
+    claimed_by = {w.id: w.claimed_by for w in map(store.get_watch_by_id, ids) if w}
+    assert all(claimed_by[i] == "a" for i in a)
+    assert all(claimed_by[i] == "b" for i in b)

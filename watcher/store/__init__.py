@@ -1,0 +1,68 @@
+"""Storage: the only part of watcher that imports SQLAlchemy.
+
+Tables (all times are epoch milliseconds, UTC, in BIGINT columns):
+
+- ``watches``: one tracked URL (unique, normalised by the caller), its
+  schedule (``interval_s`` NULL = adaptive), ``state``, ``tags`` (JSON list),
+  HTTP validators (``etag``, ``last_modified``), ``last_body_sha256`` of the
+  raw body last fetched, counters for back-off and the adaptive schedule,
+  and the worker lease (``claimed_by``, ``claimed_until``).
+- ``contents``: snapshot text without its capture-time line, keyed by
+  ``sha256`` so identical versions share one row.
+- ``versions``: the captures of a watch, ``seq`` 1, 2, 3... per watch, with
+  HTTP status, final URL, title, ``archive_path`` (relative path of the
+  seed-format file in the data folder) and ``page_metadata`` (JSON).
+- ``checks``: every fetch attempt and its ``outcome``; the newest 500 per
+  watch are kept.
+- ``changes``: the classified difference between two versions: ``verdict``,
+  ``kinds`` (JSON list), ``summary``, ``record`` (the serialised change,
+  opaque here), ``reverted_to_version_id`` and ``reported_at`` (set after the
+  reports are written: store, then notify, then mark notified).
+
+Migrations are in the top-level ``alembic/`` folder; :func:`upgrade` runs
+them and :func:`check_schema` refuses a database that is behind.
+"""
+
+from watcher.store.engine import open_engine, safe_url
+from watcher.store.records import (
+    CHECKED_STATES,
+    ChangeRecord,
+    ChangeVerdict,
+    CheckOutcome,
+    CheckRecord,
+    VersionRecord,
+    WatchRecord,
+    WatchState,
+    WatchSummary,
+)
+from watcher.store.repository import (
+    DEFAULT_CHECK_RETENTION,
+    Repository,
+    Store,
+    Transaction,
+    now_ms,
+)
+from watcher.store.schema import check_schema, current_revision, head_revision, upgrade
+
+__all__ = [
+    "CHECKED_STATES",
+    "DEFAULT_CHECK_RETENTION",
+    "ChangeRecord",
+    "ChangeVerdict",
+    "CheckOutcome",
+    "CheckRecord",
+    "Repository",
+    "Store",
+    "Transaction",
+    "VersionRecord",
+    "WatchRecord",
+    "WatchState",
+    "WatchSummary",
+    "check_schema",
+    "current_revision",
+    "head_revision",
+    "now_ms",
+    "open_engine",
+    "safe_url",
+    "upgrade",
+]

@@ -1,0 +1,682 @@
+"""Repository: every read and write watcher makes, as plain functions on a Store.
+
+Each :class:`Store` method runs in its own short transaction. When several
+writes must land together (a new version, its change and the check that found
+it), use ``with store.transaction() as tx:`` — ``tx`` has the same methods, and
+everything it wrote is rolled back if the block raises, so a crash never
+leaves half a version behind.
+
+Retention: ``record_check`` keeps the newest :data:`DEFAULT_CHECK_RETENTION`
+(500) checks per watch ("newest" = most recently recorded) and deletes older
+ones; versions, contents and changes are kept forever. ``remove_watch``
+deletes the watch's versions, checks and changes, and the contents no other
+watch uses.
+
+Claiming: ``claim_due`` leases due watches to one worker until
+``claimed_until``; ``release`` clears the lease and reschedules. On
+PostgreSQL the due rows are selected ``FOR UPDATE SKIP LOCKED`` so concurrent
+daemons never claim the same watch; on SQLite the claim is a conditional
+UPDATE that only succeeds on rows still free (one daemon per SQLite file is
+enforced elsewhere).
+
+SQLAlchemy errors never leave this module: they become
+:class:`watcher.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import ColumnElement, Engine, case, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from watcher.errors import StoreError
+from watcher.store.engine import open_engine
+from watcher.store.records import (
+    CHECKED_STATES,
+    ChangeRecord,
+    ChangeVerdict,
+    CheckOutcome,
+    CheckRecord,
+    VersionRecord,
+    WatchRecord,
+    WatchState,
+    WatchSummary,
+)
+from watcher.store.schema import check_schema
+from watcher.store.tables import ChangeRow, Check, Content, Version, Watch
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHECK_RETENTION = 500
+_GC_CHUNK = 500
+
+
+def now_ms() -> int:
+    """The current time as epoch milliseconds, the unit of every stored time."""
+    return time.time_ns() // 1_000_000
+
+
+class Repository:
+    """The operations shared by :class:`Store` (one transaction per call) and
+    :class:`Transaction` (many calls, one transaction). Code that should accept
+    either, like the pipeline, can be typed against this class."""
+
+    _check_retention: int | None
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    # -- watches -----------------------------------------------------------
+
+    def add_watch(
+        self,
+        url: str,
+        *,
+        site: str,
+        interval_s: int | None = None,
+        tags: Iterable[str] = (),
+        now_ms: int,
+    ) -> tuple[WatchRecord, bool]:
+        """Track ``url`` (already normalised); return the watch and whether it is new.
+
+        Adding a URL twice is not an error: the existing watch is returned,
+        with any new ``tags`` merged in, so ``watcher add`` is idempotent.
+        """
+        tag_list = _unique(tags)
+        with self._session() as s:
+            values = {
+                "url": url,
+                "site": site,
+                "interval_s": interval_s,
+                "state": WatchState.ACTIVE.value,
+                "tags": tag_list,
+                "created_at": now_ms,
+                "next_check_at": now_ms,
+                "failure_count": 0,
+                "unchanged_count": 0,
+            }
+            insert = _insert(s, Watch).values(**values)
+            inserted = s.scalar(
+                insert.on_conflict_do_nothing(index_elements=["url"]).returning(Watch.id)
+            )
+            created = inserted is not None
+            row = s.scalars(select(Watch).where(Watch.url == url)).one()
+            merged = _unique([*row.tags, *tag_list])
+            if not created and merged != list(row.tags):
+                row.tags = merged
+                s.flush()
+            return _watch(row), created
+
+    def get_watch(self, url: str) -> WatchRecord | None:
+        with self._session() as s:
+            row = s.scalars(select(Watch).where(Watch.url == url)).one_or_none()
+            return _watch(row) if row else None
+
+    def get_watch_by_id(self, watch_id: int) -> WatchRecord | None:
+        with self._session() as s:
+            row = s.get(Watch, watch_id)
+            return _watch(row) if row else None
+
+    def list_watches(self) -> list[WatchSummary]:
+        """Every watch with its version count and latest title, oldest watch first."""
+        counts = (
+            select(Version.watch_id, func.count().label("n")).group_by(Version.watch_id).subquery()
+        )
+        latest_title = (
+            select(Version.title)
+            .where(Version.watch_id == Watch.id)
+            .order_by(Version.seq.desc())
+            .limit(1)
+            .correlate(Watch)
+            .scalar_subquery()
+        )
+        stmt = (
+            select(Watch, func.coalesce(counts.c.n, 0), latest_title)
+            .outerjoin(counts, counts.c.watch_id == Watch.id)
+            .order_by(Watch.id)
+        )
+        with self._session() as s:
+            return [_summary(w, n, title) for w, n, title in s.execute(stmt)]
+
+    def remove_watch(self, url: str) -> bool:
+        """Forget ``url`` and its history; False if it was not watched."""
+        with self._session() as s:
+            watch_id = s.scalar(select(Watch.id).where(Watch.url == url))
+            if watch_id is None:
+                return False
+            shas = list(
+                s.scalars(
+                    select(Version.content_sha256).where(Version.watch_id == watch_id).distinct()
+                )
+            )
+            for table in (ChangeRow, Check, Version):
+                s.execute(delete(table).where(table.watch_id == watch_id))
+            s.execute(delete(Watch).where(Watch.id == watch_id))
+            _delete_unused_contents(s, shas)
+            log.info("removed watch %s (%d distinct contents)", url, len(shas))
+            return True
+
+    def set_state(self, url: str, state: WatchState | str) -> bool:
+        """Pause, resume, retire... a watch; False if ``url`` is not watched."""
+        new_state = WatchState(state)
+        with self._session() as s:
+            result = s.execute(update(Watch).where(Watch.url == url).values(state=new_state.value))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    # -- scheduling --------------------------------------------------------
+
+    def claim_due(
+        self, worker_id: str, now_ms: int, limit: int, lease_ms: int
+    ) -> list[WatchRecord]:
+        """Lease up to ``limit`` due watches to ``worker_id`` until ``now_ms + lease_ms``.
+
+        Due = state active or failing, ``next_check_at <= now_ms``, and no
+        unexpired lease. ``worker_id`` must be unique per claimer.
+        """
+        if limit <= 0:
+            return []
+        until = now_ms + lease_ms
+        with self._session() as s:
+            pick = (
+                select(Watch.id)
+                .where(*_claimable(now_ms))
+                .order_by(Watch.next_check_at, Watch.id)
+                .limit(limit)
+            )
+            if _dialect(s) == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
+            ids = list(s.scalars(pick))
+            if not ids:
+                return []
+            # Re-checking the conditions makes the claim a compare-and-set, so it
+            # stays correct even where the SELECT took no row locks (SQLite).
+            s.execute(
+                update(Watch)
+                .where(Watch.id.in_(ids), *_claimable(now_ms))
+                .values(claimed_by=worker_id, claimed_until=until)
+                .execution_options(synchronize_session=False)
+            )
+            claimed = s.scalars(
+                select(Watch)
+                .where(
+                    Watch.id.in_(ids), Watch.claimed_by == worker_id, Watch.claimed_until == until
+                )
+                .order_by(Watch.next_check_at, Watch.id)
+                .execution_options(populate_existing=True)
+            )
+            return [_watch(row) for row in claimed]
+
+    def release(
+        self,
+        watch_id: int,
+        *,
+        next_check_at: int,
+        failure_count: int,
+        unchanged_count: int,
+        last_checked_at: int,
+        state: WatchState | str | None = None,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        last_body_sha256: str | None = None,
+        last_change_at: int | None = None,
+    ) -> None:
+        """Clear the lease and record the check's effect on the schedule.
+
+        Optional arguments left at ``None`` keep the stored value. A new
+        ``state`` only replaces active/failing: a watch the user paused or
+        retired while it was being checked stays that way.
+        """
+        values: dict[str, Any] = {
+            "claimed_by": None,
+            "claimed_until": None,
+            "next_check_at": next_check_at,
+            "failure_count": failure_count,
+            "unchanged_count": unchanged_count,
+            "last_checked_at": last_checked_at,
+        }
+        optional = {
+            "etag": etag,
+            "last_modified": last_modified,
+            "last_body_sha256": last_body_sha256,
+            "last_change_at": last_change_at,
+        }
+        values.update({k: v for k, v in optional.items() if v is not None})
+        if state is not None:
+            values["state"] = case(
+                (Watch.state.in_([st.value for st in CHECKED_STATES]), WatchState(state).value),
+                else_=Watch.state,
+            )
+        with self._session() as s:
+            s.execute(update(Watch).where(Watch.id == watch_id).values(**values))
+
+    def due_count(self, now_ms: int) -> int:
+        """How many watches are due and unclaimed at ``now_ms`` (the backlog)."""
+        with self._session() as s:
+            return s.scalar(select(func.count()).select_from(Watch).where(*_claimable(now_ms))) or 0
+
+    # -- checks ------------------------------------------------------------
+
+    def record_check(
+        self,
+        watch_id: int,
+        *,
+        checked_at: int,
+        outcome: CheckOutcome | str,
+        duration_ms: float | None = None,
+        http_status: int | None = None,
+        final_url: str | None = None,
+        redirects: Sequence[str] = (),
+        etag: str | None = None,
+        last_modified: str | None = None,
+        body_sha256: str | None = None,
+        error: str | None = None,
+        version_id: int | None = None,
+    ) -> int:
+        """Store one check and prune the watch's old checks; return the check id."""
+        row = Check(
+            watch_id=watch_id,
+            checked_at=checked_at,
+            outcome=CheckOutcome(outcome).value,
+            duration_ms=None if duration_ms is None else round(duration_ms),
+            http_status=http_status,
+            final_url=final_url,
+            redirects=list(redirects),
+            etag=etag,
+            last_modified=last_modified,
+            body_sha256=body_sha256,
+            error=error,
+            version_id=version_id,
+        )
+        with self._session() as s:
+            s.add(row)
+            s.flush()
+            if self._check_retention is not None:
+                _prune_checks(s, watch_id, self._check_retention)
+            return row.id
+
+    def prune_checks(self, watch_id: int, keep: int = DEFAULT_CHECK_RETENTION) -> int:
+        """Delete all but the newest ``keep`` checks of a watch; return how many went."""
+        with self._session() as s:
+            return _prune_checks(s, watch_id, keep)
+
+    def recent_checks(self, watch_id: int, limit: int = 20) -> list[CheckRecord]:
+        """The newest checks of a watch, newest first."""
+        stmt = select(Check).where(Check.watch_id == watch_id).order_by(Check.id.desc())
+        with self._session() as s:
+            return [_check(row) for row in s.scalars(stmt.limit(limit))]
+
+    def errors_since(self, since_ms: int) -> int:
+        """How many checks (all watches) failed at or after ``since_ms``."""
+        stmt = (
+            select(func.count())
+            .select_from(Check)
+            .where(Check.checked_at >= since_ms, Check.outcome == CheckOutcome.ERROR.value)
+        )
+        with self._session() as s:
+            return s.scalar(stmt) or 0
+
+    # -- versions ----------------------------------------------------------
+
+    def add_version(
+        self,
+        watch_id: int,
+        *,
+        captured_at: int,
+        content_sha256: str,
+        content_text: str,
+        http_status: int | None,
+        final_url: str | None,
+        title: str | None,
+        archive_path: str | None,
+        page_metadata: dict[str, Any] | None = None,
+        created_at: int | None = None,
+    ) -> VersionRecord:
+        """Store the next version of a watch (seq = previous + 1).
+
+        ``content_sha256`` is the caller's hash of ``content_text`` (the
+        snapshot without its capture-time line); the text is stored once per
+        hash however many versions share it.
+        """
+        with self._session() as s:
+            content = _insert(s, Content).values(
+                sha256=content_sha256,
+                text=content_text,
+                size=len(content_text.encode("utf-8")),
+            )
+            s.execute(content.on_conflict_do_nothing(index_elements=["sha256"]))
+            last_seq = s.scalar(select(func.max(Version.seq)).where(Version.watch_id == watch_id))
+            row = Version(
+                watch_id=watch_id,
+                seq=(last_seq or 0) + 1,
+                captured_at=captured_at,
+                content_sha256=content_sha256,
+                http_status=http_status,
+                final_url=final_url,
+                title=title,
+                archive_path=archive_path,
+                page_metadata=dict(page_metadata or {}),
+                created_at=now_ms() if created_at is None else created_at,
+            )
+            s.add(row)
+            s.flush()
+            return _version(row)
+
+    def get_version(self, version_id: int) -> VersionRecord | None:
+        with self._session() as s:
+            row = s.get(Version, version_id)
+            return _version(row) if row else None
+
+    def latest_version(self, watch_id: int) -> VersionRecord | None:
+        stmt = select(Version).where(Version.watch_id == watch_id).order_by(Version.seq.desc())
+        with self._session() as s:
+            row = s.scalars(stmt.limit(1)).one_or_none()
+            return _version(row) if row else None
+
+    def versions(self, watch_id: int) -> list[VersionRecord]:
+        """All versions of a watch, oldest (seq 1) first."""
+        stmt = select(Version).where(Version.watch_id == watch_id).order_by(Version.seq)
+        with self._session() as s:
+            return [_version(row) for row in s.scalars(stmt)]
+
+    def find_version_by_content(self, watch_id: int, sha256: str) -> VersionRecord | None:
+        """The latest version of a watch with this content, to recognise reverts."""
+        stmt = (
+            select(Version)
+            .where(Version.watch_id == watch_id, Version.content_sha256 == sha256)
+            .order_by(Version.seq.desc())
+            .limit(1)
+        )
+        with self._session() as s:
+            row = s.scalars(stmt).one_or_none()
+            return _version(row) if row else None
+
+    def version_text(self, version_id: int) -> str:
+        """The stored content text of a version (raises StoreError if unknown)."""
+        stmt = (
+            select(Content.text)
+            .join(Version, Version.content_sha256 == Content.sha256)
+            .where(Version.id == version_id)
+        )
+        with self._session() as s:
+            text = s.scalar(stmt)
+        if text is None:
+            raise StoreError(f"no stored version with id {version_id}")
+        return text
+
+    # -- changes -----------------------------------------------------------
+
+    def add_change(
+        self,
+        watch_id: int,
+        old_version_id: int,
+        new_version_id: int,
+        *,
+        verdict: ChangeVerdict | str,
+        kinds: Iterable[str],
+        summary: str,
+        record: dict[str, Any],
+        reverted_to_version_id: int | None = None,
+        created_at: int | None = None,
+    ) -> int:
+        """Store a classified change between two versions; return its id."""
+        row = ChangeRow(
+            watch_id=watch_id,
+            old_version_id=old_version_id,
+            new_version_id=new_version_id,
+            created_at=now_ms() if created_at is None else created_at,
+            verdict=ChangeVerdict(verdict).value,
+            kinds=list(kinds),
+            summary=summary,
+            record=record,
+            reverted_to_version_id=reverted_to_version_id,
+        )
+        with self._session() as s:
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def changes(self, watch_id: int) -> list[ChangeRecord]:
+        """All changes of a watch, oldest first."""
+        return self._changes(ChangeRow.watch_id == watch_id)
+
+    def unreported_changes(
+        self, *, verdict: ChangeVerdict | str | None = None
+    ) -> list[ChangeRecord]:
+        """Changes not yet marked reported (optionally of one verdict), oldest first."""
+        conditions: list[ColumnElement[bool]] = [ChangeRow.reported_at.is_(None)]
+        if verdict is not None:
+            conditions.append(ChangeRow.verdict == ChangeVerdict(verdict).value)
+        return self._changes(*conditions)
+
+    def mark_reported(self, change_id: int, now_ms: int) -> bool:
+        """Record that a change's reports were written; False if it does not exist."""
+        with self._session() as s:
+            result = s.execute(
+                update(ChangeRow).where(ChangeRow.id == change_id).values(reported_at=now_ms)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def _changes(self, *conditions: ColumnElement[bool]) -> list[ChangeRecord]:
+        stmt = (
+            select(ChangeRow, Watch.url)
+            .join(Watch, Watch.id == ChangeRow.watch_id)
+            .where(*conditions)
+            .order_by(ChangeRow.id)
+        )
+        with self._session() as s:
+            return [_change(row, url) for row, url in s.execute(stmt)]
+
+
+class Transaction(Repository):
+    """The repository bound to one open transaction (see :meth:`Store.transaction`)."""
+
+    def __init__(self, session: Session, check_retention: int | None) -> None:
+        self._s = session
+        self._check_retention = check_retention
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        try:
+            yield self._s
+            self._s.flush()
+        except SQLAlchemyError as exc:
+            raise _store_error(exc) from exc
+
+
+class Store(Repository):
+    """The repository over an Engine; each method is its own transaction."""
+
+    def __init__(
+        self, engine: Engine, *, check_retention: int | None = DEFAULT_CHECK_RETENTION
+    ) -> None:
+        self._engine = engine
+        self._check_retention = check_retention
+
+    @classmethod
+    def open(
+        cls, url: str, *, check: bool = True, check_retention: int | None = DEFAULT_CHECK_RETENTION
+    ) -> Store:
+        """Open the database at ``url``; refuse it unless its schema is current."""
+        engine = open_engine(url)
+        if check:
+            try:
+                check_schema(engine)
+            except BaseException:
+                engine.dispose()
+                raise
+        return cls(engine, check_retention=check_retention)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def close(self) -> None:
+        """Close pooled connections (the Engine stays usable and reconnects)."""
+        self._engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """One transaction for several writes: all of them commit, or none do."""
+        try:
+            with Session(self._engine, expire_on_commit=False) as s, s.begin():
+                yield Transaction(s, self._check_retention)
+        except SQLAlchemyError as exc:
+            raise _store_error(exc) from exc
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        try:
+            with Session(self._engine, expire_on_commit=False) as s, s.begin():
+                yield s
+        except SQLAlchemyError as exc:
+            raise _store_error(exc) from exc
+
+
+# -- helpers -------------------------------------------------------------
+
+
+def _store_error(exc: SQLAlchemyError) -> StoreError:
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return StoreError(f"database error: {type(exc).__name__}: {detail}")
+
+
+def _dialect(s: Session) -> str:
+    return s.get_bind().dialect.name
+
+
+def _insert(s: Session, table: type[Watch] | type[Content]) -> Any:
+    """An INSERT supporting ON CONFLICT, for the session's database."""
+    module = postgresql if _dialect(s) == "postgresql" else sqlite
+    return module.insert(table)
+
+
+def _claimable(now: int) -> tuple[ColumnElement[bool], ...]:
+    return (
+        Watch.state.in_([st.value for st in CHECKED_STATES]),
+        Watch.next_check_at <= now,
+        or_(Watch.claimed_until.is_(None), Watch.claimed_until <= now),
+    )
+
+
+def _prune_checks(s: Session, watch_id: int, keep: int) -> int:
+    cutoff = s.scalar(
+        select(Check.id)
+        .where(Check.watch_id == watch_id)
+        .order_by(Check.id.desc())
+        .offset(max(keep, 0))
+        .limit(1)
+    )
+    if cutoff is None:
+        return 0
+    result = s.execute(delete(Check).where(Check.watch_id == watch_id, Check.id <= cutoff))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _delete_unused_contents(s: Session, shas: list[str]) -> None:
+    still_used = select(Version.id).where(Version.content_sha256 == Content.sha256).exists()
+    for i in range(0, len(shas), _GC_CHUNK):
+        chunk = shas[i : i + _GC_CHUNK]
+        s.execute(delete(Content).where(Content.sha256.in_(chunk), ~still_used))
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _watch(row: Watch) -> WatchRecord:
+    return WatchRecord(
+        id=row.id,
+        url=row.url,
+        site=row.site,
+        interval_s=row.interval_s,
+        state=WatchState(row.state),
+        tags=tuple(row.tags),
+        created_at=row.created_at,
+        next_check_at=row.next_check_at,
+        last_checked_at=row.last_checked_at,
+        last_change_at=row.last_change_at,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        last_body_sha256=row.last_body_sha256,
+        failure_count=row.failure_count,
+        unchanged_count=row.unchanged_count,
+        claimed_by=row.claimed_by,
+        claimed_until=row.claimed_until,
+    )
+
+
+def _summary(row: Watch, version_count: int, latest_title: str | None) -> WatchSummary:
+    return WatchSummary(
+        id=row.id,
+        url=row.url,
+        site=row.site,
+        state=WatchState(row.state),
+        interval_s=row.interval_s,
+        tags=tuple(row.tags),
+        next_check_at=row.next_check_at,
+        last_checked_at=row.last_checked_at,
+        last_change_at=row.last_change_at,
+        failure_count=row.failure_count,
+        version_count=int(version_count),
+        latest_title=latest_title,
+    )
+
+
+def _version(row: Version) -> VersionRecord:
+    return VersionRecord(
+        id=row.id,
+        watch_id=row.watch_id,
+        seq=row.seq,
+        captured_at=row.captured_at,
+        content_sha256=row.content_sha256,
+        http_status=row.http_status,
+        final_url=row.final_url,
+        title=row.title,
+        archive_path=row.archive_path,
+        page_metadata=dict(row.page_metadata or {}),
+        created_at=row.created_at,
+    )
+
+
+def _check(row: Check) -> CheckRecord:
+    return CheckRecord(
+        id=row.id,
+        watch_id=row.watch_id,
+        checked_at=row.checked_at,
+        outcome=CheckOutcome(row.outcome),
+        duration_ms=row.duration_ms,
+        http_status=row.http_status,
+        final_url=row.final_url,
+        redirects=tuple(row.redirects or ()),
+        etag=row.etag,
+        last_modified=row.last_modified,
+        body_sha256=row.body_sha256,
+        error=row.error,
+        version_id=row.version_id,
+    )
+
+
+def _change(row: ChangeRow, url: str) -> ChangeRecord:
+    return ChangeRecord(
+        id=row.id,
+        watch_id=row.watch_id,
+        url=url,
+        old_version_id=row.old_version_id,
+        new_version_id=row.new_version_id,
+        created_at=row.created_at,
+        verdict=ChangeVerdict(row.verdict),
+        kinds=tuple(row.kinds or ()),
+        summary=row.summary,
+        record=dict(row.record or {}),
+        reverted_to_version_id=row.reverted_to_version_id,
+        reported_at=row.reported_at,
+    )

@@ -1,0 +1,167 @@
+"""SQLAlchemy declarative tables: the database layout watcher relies on.
+
+All times are epoch milliseconds (UTC) stored as BIGINT, because integers
+compare and index the same way on SQLite and PostgreSQL and need no timezone
+handling. JSON columns use the portable ``JSON`` type (TEXT on SQLite, json on
+PostgreSQL). Enumerated values (watch state, check outcome, change verdict)
+are plain strings validated in Python (see :mod:`watcher.store.records`), so a
+new value never needs a table rebuild on SQLite.
+
+The Alembic migrations in the top-level ``alembic/`` folder are written by
+hand and must produce exactly this layout; ``tests/store`` checks that they do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: Surrogate keys: BIGINT on PostgreSQL, INTEGER on SQLite (only an
+#: ``INTEGER PRIMARY KEY`` is a rowid alias there, which autoincrement needs).
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute
+        int: BigInteger(),
+        str: Text(),
+        dict[str, Any]: JSON(),
+        list[str]: JSON(),
+    }
+
+
+class Watch(Base):
+    """A tracked URL and its schedule; ``claimed_*`` is the worker lease."""
+
+    __tablename__ = "watches"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    url: Mapped[str] = mapped_column(unique=True)
+    site: Mapped[str] = mapped_column(String(255))
+    interval_s: Mapped[int | None]
+    state: Mapped[str] = mapped_column(String(16))
+    tags: Mapped[list[str]]
+    created_at: Mapped[int]
+    next_check_at: Mapped[int]
+    last_checked_at: Mapped[int | None]
+    last_change_at: Mapped[int | None]
+    etag: Mapped[str | None]
+    last_modified: Mapped[str | None]
+    last_body_sha256: Mapped[str | None] = mapped_column(String(64))
+    failure_count: Mapped[int] = mapped_column(Integer)
+    unchanged_count: Mapped[int] = mapped_column(Integer)
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
+    claimed_until: Mapped[int | None]
+
+    __table_args__ = (Index("ix_watches_state_next_check_at", "state", "next_check_at"),)
+
+
+class Content(Base):
+    """Snapshot text keyed by its hash, so identical versions are stored once."""
+
+    __tablename__ = "contents"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    text: Mapped[str]
+    size: Mapped[int]
+
+
+class Version(Base):
+    """One stored capture of a watch; ``seq`` counts 1, 2, 3... per watch."""
+
+    __tablename__ = "versions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    watch_id: Mapped[int] = mapped_column(Id, ForeignKey("watches.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    captured_at: Mapped[int]
+    content_sha256: Mapped[str] = mapped_column(String(64), ForeignKey("contents.sha256"))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    final_url: Mapped[str | None]
+    title: Mapped[str | None]
+    archive_path: Mapped[str | None]
+    page_metadata: Mapped[dict[str, Any]]
+    created_at: Mapped[int]
+
+    __table_args__ = (
+        UniqueConstraint("watch_id", "seq", name="uq_versions_watch_id_seq"),
+        Index("ix_versions_watch_id_content_sha256", "watch_id", "content_sha256"),
+        Index("ix_versions_content_sha256", "content_sha256"),
+    )
+
+
+class Check(Base):
+    """One fetch attempt and its outcome; pruned to the newest N per watch."""
+
+    __tablename__ = "checks"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    watch_id: Mapped[int] = mapped_column(Id, ForeignKey("watches.id", ondelete="CASCADE"))
+    checked_at: Mapped[int]
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    final_url: Mapped[str | None]
+    redirects: Mapped[list[str]]
+    etag: Mapped[str | None]
+    last_modified: Mapped[str | None]
+    body_sha256: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None]
+    version_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("versions.id", ondelete="SET NULL")
+    )
+
+    __table_args__ = (
+        Index("ix_checks_watch_id_id", "watch_id", "id"),
+        Index("ix_checks_checked_at", "checked_at"),
+        Index("ix_checks_version_id", "version_id"),
+    )
+
+
+class ChangeRow(Base):
+    """A classified difference between two consecutive versions of a watch."""
+
+    __tablename__ = "changes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    watch_id: Mapped[int] = mapped_column(Id, ForeignKey("watches.id", ondelete="CASCADE"))
+    old_version_id: Mapped[int] = mapped_column(Id, ForeignKey("versions.id", ondelete="CASCADE"))
+    new_version_id: Mapped[int] = mapped_column(Id, ForeignKey("versions.id", ondelete="CASCADE"))
+    created_at: Mapped[int]
+    verdict: Mapped[str] = mapped_column(String(16))
+    kinds: Mapped[list[str]]
+    summary: Mapped[str]
+    record: Mapped[dict[str, Any]]
+    reverted_to_version_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("versions.id", ondelete="SET NULL")
+    )
+    reported_at: Mapped[int | None]
+
+    __table_args__ = (
+        Index("ix_changes_watch_id", "watch_id"),
+        Index("ix_changes_reported_at", "reported_at"),
+        Index("ix_changes_old_version_id", "old_version_id"),
+        Index("ix_changes_new_version_id", "new_version_id"),
+        Index("ix_changes_reverted_to_version_id", "reverted_to_version_id"),
+    )
