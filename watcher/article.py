@@ -205,9 +205,10 @@ class _Walker:
             mentions.append(mention)
             if mention.relative and mention.text:
                 stable = stable.replace(mention.text, times.MASK)
-        for m in times.RELATIVE_RE.finditer(stable):
-            mentions.append(times.resolve_relative(m, self.base_ms))
-        stable = times.mask_relative(stable)
+        found = times.find_relative(stable)
+        if found:
+            mentions.extend(times.resolve_relative(m, self.base_ms) for m in found)
+            stable = times.mask_relative(stable)
         return Block(kind, text, stable, tuple(links), tuple(mentions), level=level)
 
     def _resolve_time_el(self, el: Tag) -> TimeMention:

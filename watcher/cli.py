@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -16,11 +17,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from tqdm import tqdm
 
+from watcher import api, daemon
 from watcher import snapshot as snapshot_mod
 from watcher.article import parse_article
+from watcher.demo import run_demo
+from watcher.diff import diff_snapshots
 from watcher.errors import WatcherError
+from watcher.logs import configure as configure_logging
 from watcher.models import Article, BlockKind
+from watcher.report import render
+from watcher.settings import Settings, format_duration, parse_duration
+from watcher.store import Store, WatchState, current_revision, head_revision, safe_url, upgrade
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_ERROR = 2
@@ -42,13 +51,31 @@ def fail_cleanly(func: F) -> F:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="watcher")
-def main() -> None:
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Data folder (default: $WATCHER_HOME or the platform data dir).",
+)
+@click.pass_context
+def main(ctx: click.Context, home: Path | None) -> None:
     """Watch news articles, archive every version, and report what changed.
 
     \b
     Example:
-      watcher show seeds/000_f45fe6e83c05ee36.txt
+      watcher add https://www.bbc.com/zhongwen/simp/world-59301487
+      watcher run            # the daemon (or: systemctl start watcher)
+      watcher history https://www.bbc.com/zhongwen/simp/world-59301487
     """
+    try:
+        settings = Settings.from_env(home=home)
+    except WatcherError as exc:
+        raise click.ClickException(str(exc)) from exc
+    ctx.obj = settings
+    configure_logging(settings.log_level, settings.log_format)
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.find_object(Settings)  # type: ignore[return-value]
 
 
 @main.command()
@@ -120,3 +147,434 @@ def _range(start: int | None, end: int | None) -> str:
         return "unresolved"
     mid = (start + end) // 2
     return f"{_iso(mid)} ± {(end - start) // 2 // 1000}s"
+
+
+# -- watch list -------------------------------------------------------------------
+@main.group()
+def db() -> None:
+    """Database schema commands.
+
+    \b
+    Example:
+      watcher db upgrade
+    """
+
+
+@db.command("upgrade")
+@click.pass_context
+@fail_cleanly
+def db_upgrade(ctx: click.Context) -> None:
+    """Create the database or bring its schema up to date (safe to repeat).
+
+    \b
+    Example:
+      WATCHER_DATABASE_URL=postgresql+psycopg://watcher@db/watcher watcher db upgrade
+    """
+
+    settings = _settings(ctx)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    click.echo(
+        f"database {safe_url(settings.database_url)} is at schema "
+        f"{current_revision(settings.database_url)} (head {head_revision()})"
+    )
+
+
+@main.command()
+@click.argument("urls", nargs=-1)
+@click.option("--from-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Read URLs from a file, one per line (# comments allowed).")  # fmt: skip
+@click.option("--interval", help="Pin a fixed interval such as 10m or 2h (default: adaptive).")
+@click.option("--tag", "tags", multiple=True, help="Tag the watches (repeatable).")
+@click.pass_context
+@fail_cleanly
+def add(ctx: click.Context, urls: tuple[str, ...], from_file: Path | None,
+        interval: str | None, tags: tuple[str, ...]) -> None:  # fmt: skip
+    """Start watching URLs (http/https). Adding a watched URL again is fine.
+
+    \b
+    Example:
+      watcher add https://www.bbc.com/zhongwen/simp/world-59301487 --interval 10m --tag bbc
+      watcher add --from-file urls.txt
+    """
+
+    every = parse_duration(interval) if interval else None
+    if every is not None and every < 60:
+        raise WatcherError("--interval must be at least 1m: be kind to news sites")
+    todo = list(urls) + (api.urls_from_file(from_file) if from_file else [])
+    if not todo:
+        raise click.UsageError("give at least one URL or --from-file")
+    store = api.open_store(_settings(ctx))
+    try:
+        results = api.add_watches(store, todo, interval_s=every, tags=tags)
+    finally:
+        store.close()
+    for r in results:
+        if r.error:
+            click.echo(f"skipped: {r.error}", err=True)
+        else:
+            click.echo(f"{'added' if r.created else 'already watched'}: {r.url}")
+    if any(r.error for r in results):
+        sys.exit(1)
+
+
+@main.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+@fail_cleanly
+def list_(ctx: click.Context, as_json: bool) -> None:
+    """List watched URLs: title, interval, last check, versions, last change, state.
+
+    \b
+    Example:
+      watcher list
+      watcher list --json | jq '.[].url'
+    """
+
+    store = api.open_store(_settings(ctx))
+    try:
+        rows = store.list_watches()
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps([_summary_dict(r) for r in rows], ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("no watches yet: watcher add URL")
+        return
+    table = [("URL", "TITLE", "INTERVAL", "LAST CHECK", "VERSIONS", "LAST CHANGE", "STATE")]
+    for r in rows:
+        table.append((
+            r.url, _clip(r.latest_title or "-", 30),
+            format_duration(r.interval_s) if r.interval_s else "adaptive",
+            _when(r.last_checked_at), str(r.version_count), _when(r.last_change_at), str(r.state),
+        ))  # fmt: skip
+    click.echo(_format_table(table))
+
+
+def _summary_dict(r: Any) -> dict[str, Any]:
+    return {
+        "url": r.url, "title": r.latest_title, "site": r.site, "state": str(r.state),
+        "interval_s": r.interval_s, "tags": list(r.tags), "versions": r.version_count,
+        "last_checked_at": _iso(r.last_checked_at), "last_change_at": _iso(r.last_change_at),
+        "next_check_at": _iso(r.next_check_at), "failures": r.failure_count,
+    }  # fmt: skip
+
+
+def _format_table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [cell + " " * (widths[i] - _width(cell)) for i, cell in enumerate(row)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _width(text: str) -> int:
+    """Display width: CJK characters take two terminal columns."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _clip(text: str, width: int) -> str:
+    out = ""
+    for ch in text:
+        if _width(out + ch) > width - 1:
+            return out + "…"
+        out += ch
+    return out
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+@main.command()
+@click.argument("urls", nargs=-1, required=True)
+@click.pass_context
+@fail_cleanly
+def remove(ctx: click.Context, urls: tuple[str, ...]) -> None:
+    """Stop watching URLs and delete their stored versions from the database.
+
+    The archive files already written stay on disk.
+
+    \b
+    Example:
+      watcher remove https://example.com/news/1
+    """
+
+    store = api.open_store(_settings(ctx))
+    try:
+        for url in urls:
+            watch = api.require_watch(store, url)
+            store.remove_watch(watch.url)
+            click.echo(f"removed: {watch.url}")
+    finally:
+        store.close()
+
+
+def _set_paused(ctx: click.Context, urls: tuple[str, ...], paused: bool) -> None:
+
+    store = api.open_store(_settings(ctx))
+    try:
+        for url in urls:
+            api.set_paused(store, url, paused)
+            click.echo(f"{'paused' if paused else 'resumed'}: {url}")
+    finally:
+        store.close()
+
+
+@main.command()
+@click.argument("urls", nargs=-1, required=True)
+@click.pass_context
+@fail_cleanly
+def pause(ctx: click.Context, urls: tuple[str, ...]) -> None:
+    """Pause watching URLs (kept, not checked).
+
+    \b
+    Example:
+      watcher pause https://example.com/news/1
+    """
+    _set_paused(ctx, urls, True)
+
+
+@main.command()
+@click.argument("urls", nargs=-1, required=True)
+@click.pass_context
+@fail_cleanly
+def resume(ctx: click.Context, urls: tuple[str, ...]) -> None:
+    """Resume paused (or retired) watches.
+
+    \b
+    Example:
+      watcher resume https://example.com/news/1
+    """
+    _set_paused(ctx, urls, False)
+
+
+@main.command()
+@click.argument("urls", nargs=-1)
+@click.option("--all", "check_all", is_flag=True, help="Check every watch that is not paused.")
+@click.pass_context
+@fail_cleanly
+def check(ctx: click.Context, urls: tuple[str, ...], check_all: bool) -> None:
+    """Check URLs now, once, whatever their schedule.
+
+    \b
+    Example:
+      watcher check https://www.bbc.com/zhongwen/simp/world-59301487
+      watcher check --all
+    """
+
+    if not urls and not check_all:
+        raise click.UsageError("give URLs or --all")
+    settings = _settings(ctx)
+    store = api.open_store(settings)
+    try:
+        if check_all:
+            watches = [w for s in store.list_watches()
+                       if s.state != WatchState.PAUSED and (w := store.get_watch_by_id(s.id))]  # fmt: skip
+        else:
+            watches = [api.require_watch(store, u) for u in urls]
+        bar = tqdm(total=len(watches), unit="url", disable=len(watches) < 5, file=sys.stderr)
+        results = api.check_now(settings, store, watches, on_done=lambda _: bar.update())
+        bar.close()
+    finally:
+        store.close()
+    for r in results:
+        label = api.OUTCOME_LABELS.get(r.outcome, str(r.outcome))
+        detail = f": {r.error}" if r.error else (f" — {r.change.summary}" if r.change else "")
+        click.echo(f"{r.url}: {label}{detail}")
+    if any(r.error for r in results):
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("url")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@fail_cleanly
+def history(ctx: click.Context, url: str, as_json: bool) -> None:
+    """List the stored versions of a URL and the verdict of each change.
+
+    \b
+    Example:
+      watcher history https://www.bbc.com/zhongwen/simp/world-59301487
+    """
+
+    store = api.open_store(_settings(ctx))
+    try:
+        watch = api.require_watch(store, url)
+        versions = store.versions(watch.id)
+        changes = {c.new_version_id: c for c in store.changes(watch.id)}
+        gone = [c for c in store.changes(watch.id) if c.new_version_id is None]
+    finally:
+        store.close()
+    rows = []
+    for v in versions:
+        c = changes.get(v.id)
+        rows.append({
+            "version": v.seq, "captured_at": _iso(v.captured_at), "title": v.title,
+            "verdict": str(c.verdict) if c else "first", "summary": c.summary if c else "first capture",
+            "archive_path": v.archive_path,
+        })  # fmt: skip
+    rows += [{"version": None, "captured_at": _iso(c.created_at), "title": "", "verdict": str(c.verdict),
+              "summary": c.summary, "archive_path": None} for c in gone]  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{watch.url} ({watch.state})")
+    for r in rows:
+        num = f"v{r['version']}" if r["version"] else "  -"
+        click.echo(f"  {num:>4}  {_when_iso(r['captured_at'])}  {r['verdict']:<11}  {r['summary']}")
+
+
+def _when_iso(iso: str | None) -> str:
+    return iso[:16].replace("T", " ") if iso else "-"
+
+
+@main.command()
+@click.argument("old")
+@click.argument("new", required=False)
+@click.option("--from", "from_seq", type=int, help="With a URL: the older version number.")
+@click.option("--to", "to_seq", type=int, help="With a URL: the newer version number.")
+@click.option("--format", "fmt", type=click.Choice(["text", "md", "html", "json"]),
+              default="text", show_default=True, help="Report format.")  # fmt: skip
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report to a file instead of stdout.")  # fmt: skip
+@click.option("--tz", help="Time zone for report times besides UTC (default $WATCHER_TIMEZONE).")
+@click.pass_context
+def diff(ctx: click.Context, old: str, new: str | None, from_seq: int | None,
+         to_seq: int | None, fmt: str, output: Path | None, tz: str | None) -> None:  # fmt: skip
+    """Show what changed between two snapshot files, or two versions of a URL.
+
+    Exit status as diff(1): 0 nothing significant changed, 1 something
+    significant changed, 2 error.
+
+    \b
+    Example:
+      watcher diff old.md new.md --format html -o report.html
+      watcher diff https://www.bbc.com/zhongwen/simp/world-59301487 --from 1 --to 3
+    """
+
+    settings = _settings(ctx)
+    try:
+        if new is not None:
+            change = diff_snapshots(snapshot_mod.read(old), snapshot_mod.read(new))
+        elif old.startswith(("http://", "https://")):
+            store = api.open_store(settings)
+            try:
+                change = api.diff_versions(store, old, from_seq, to_seq)
+            finally:
+                store.close()
+        else:
+            raise WatcherError("give two snapshot files, or one watched URL")
+        use_color = output is None and fmt == "text" and sys.stdout.isatty()
+        text = render(change, fmt, tz=tz or settings.timezone, color=use_color)
+    except (WatcherError, ValueError) as exc:
+        click.echo(f"watcher: error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+    sys.exit(1 if change.significant else 0)
+
+
+@main.command()
+@click.pass_context
+@fail_cleanly
+def status(ctx: click.Context) -> None:
+    """Is the daemon alive, how many watches are due, errors in the last hour.
+
+    \b
+    Example:
+      watcher status
+    """
+
+    settings = _settings(ctx)
+    store = api.open_store(settings)
+    try:
+        st = api.status(settings, store)
+    finally:
+        store.close()
+    beat = st.heartbeat or {}
+    alive = "running" if st.daemon_running else "not running"
+    if st.daemon_running and beat:
+        alive += f" (pid {beat.get('pid')}, last heartbeat {_when(beat.get('heartbeat'))} UTC)"  # type: ignore[arg-type]
+    click.echo(f"daemon:      {alive}")
+    click.echo(f"database:    {safe_url(st.database)}")
+    click.echo(f"data folder: {settings.home}")
+    states = ", ".join(f"{n} {s}" for s, n in sorted(st.by_state.items())) or "none"
+    click.echo(f"watches:     {st.watches} ({states})")
+    click.echo(f"due now:     {st.due_now}")
+    click.echo(f"errors (1h): {st.errors_last_hour}")
+
+
+@main.command()
+@click.pass_context
+@fail_cleanly
+def run(ctx: click.Context) -> None:
+    """Run the daemon in the foreground until SIGTERM/SIGINT (systemd runs this).
+
+    \b
+    Example:
+      watcher run
+      WATCHER_LOG_FORMAT=json watcher run
+    """
+
+    settings = _settings(ctx)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    Store.open(settings.database_url).close()  # refuses an out-of-date schema, clearly
+    sys.exit(daemon.run(settings))
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--url", help="Only this watched URL.")
+@click.option("--since", help="Only versions captured since this date (YYYY-MM-DD).")
+@click.pass_context
+@fail_cleanly
+def export(ctx: click.Context, directory: Path, url: str | None, since: str | None) -> None:
+    """Write every stored version as a seed-format file, rebuilt from the database.
+
+    \b
+    Example:
+      watcher export ./archive-copy --since 2026-01-01
+    """
+
+    since_ms = None
+    if since:
+        try:
+            since_ms = int(datetime.fromisoformat(since).replace(tzinfo=UTC).timestamp() * 1000)
+        except ValueError as exc:
+            raise WatcherError(f"--since {since!r} is not a date like 2026-01-31") from exc
+    store = api.open_store(_settings(ctx))
+    try:
+        count = api.export_archive(store, directory, url=url, since_ms=since_ms)
+    finally:
+        store.close()
+    click.echo(f"wrote {count} versions to {directory}")
+
+
+@main.command()
+@click.option("--keep", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep the demo's data folder here instead of a temporary one.")  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(["text", "md", "html"]), default="text",
+              show_default=True, help="Format of the printed reports.")  # fmt: skip
+@fail_cleanly
+def demo(keep: Path | None, fmt: str) -> None:
+    """Offline end-to-end demo: a local news site edits an article, watcher reports.
+
+    Serves seeds/ as a page on 127.0.0.1, watches it, and between checks the
+    "newsroom" ticks the relative time, edits a paragraph, inserts one, and
+    finally deletes the article (404). Runs the real pipeline; takes seconds.
+
+    \b
+    Example:
+      watcher demo
+      watcher demo --keep ./demo-data --format md
+    """
+
+    sys.exit(run_demo(keep, fmt, color=sys.stdout.isatty()))

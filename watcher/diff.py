@@ -45,7 +45,13 @@ _TEXT_KINDS = {
 NOISE_KINDS = {"header_time", "relative_time", "markup_only"}
 
 
-def diff_snapshots(old: Snapshot, new: Snapshot) -> Change:
+def diff_snapshots(
+    old: Snapshot,
+    new: Snapshot,
+    *,
+    old_metadata: dict[str, Any] | None = None,
+    new_metadata: dict[str, Any] | None = None,
+) -> Change:
     """Parse both snapshots and compare them, noticing markup-only changes.
 
     Archives in the seed format may carry front matter: its ``date`` is a
@@ -56,6 +62,8 @@ def diff_snapshots(old: Snapshot, new: Snapshot) -> Change:
         parse_article(new),
         old_body=_raw_content(old),
         new_body=_raw_content(new),
+        old_metadata=old_metadata,
+        new_metadata=new_metadata,
     )
     extra = _front_matter_items(old.front_matter, new.front_matter, change.items)
     if not extra:
@@ -63,7 +71,7 @@ def diff_snapshots(old: Snapshot, new: Snapshot) -> Change:
     items = [i for i in change.items if i.kind != "markup_only"] + extra
     if not any(i.kind not in NOISE_KINDS for i in items) and _raw_differs(old, new):
         items.append(ChangeItem("markup_only", False, "body", detail="HTML differs"))
-    return _finish(change, items)
+    return extend(change, items, replace=True)
 
 
 def _raw_content(snap: Snapshot) -> str:
@@ -95,7 +103,11 @@ def _front_matter_items(
     return items
 
 
-def _finish(change: Change, items: list[ChangeItem]) -> Change:
+def extend(change: Change, items: list[ChangeItem], *, replace: bool = False) -> Change:
+    """A change with more items (or, with ``replace``, these items instead);
+    verdict and summary follow. The pipeline adds gone/reverted/redirected."""
+    if not replace:
+        items = list(change.items) + items
     return Change(
         url=change.url,
         title_before=change.title_before,

@@ -87,13 +87,21 @@ def _parser(relative: bool) -> DateDataParser:
     return _parser_cache[relative]
 
 
+_CUES = ("前", "刚", "剛", "昨", "ago", "AGO", "Ago", "now", "NOW", "Now", "yesterday", "Yesterday")
+
+
+def may_have_relative(text: str) -> bool:
+    """Cheap pre-check: most paragraphs contain no cue, so skip the big regex."""
+    return any(cue in text for cue in _CUES)
+
+
 def find_relative(text: str) -> list[re.Match[str]]:
-    return list(RELATIVE_RE.finditer(text))
+    return list(RELATIVE_RE.finditer(text)) if may_have_relative(text) else []
 
 
 def mask_relative(text: str) -> str:
     """Replace relative-time phrases, so ticking text compares equal."""
-    return RELATIVE_RE.sub(MASK, text)
+    return RELATIVE_RE.sub(MASK, text) if may_have_relative(text) else text
 
 
 def _granularity(m: re.Match[str]) -> str:
@@ -127,7 +135,7 @@ def resolve_relative(m: re.Match[str], base_ms: int | None) -> TimeMention:
 
 
 def relative_mentions(text: str, base_ms: int | None) -> tuple[TimeMention, ...]:
-    return tuple(resolve_relative(m, base_ms) for m in RELATIVE_RE.finditer(text))
+    return tuple(resolve_relative(m, base_ms) for m in find_relative(text))
 
 
 def resolve_time_element(text: str, datetime_attr: str | None, base_ms: int | None) -> TimeMention:

@@ -11,7 +11,6 @@ Create Date: 2026-11-26
 from __future__ import annotations
 
 import sqlalchemy as sa
-
 from alembic import op
 
 revision = "0001"
@@ -121,7 +120,7 @@ def upgrade() -> None:
         _id(),
         _fk("changes", "watch_id", "watches.id", "CASCADE"),
         _fk("changes", "old_version_id", "versions.id", "CASCADE"),
-        _fk("changes", "new_version_id", "versions.id", "CASCADE"),
+        _fk("changes", "new_version_id", "versions.id", "CASCADE", nullable=True),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("verdict", sa.String(16), nullable=False),
         sa.Column("kinds", sa.JSON(), nullable=False),

@@ -13,7 +13,8 @@ from typing import Any
 
 
 class WatchState(StrEnum):
-    """Lifecycle of a watch; only ``ACTIVE`` and ``FAILING`` watches are checked."""
+    """Lifecycle of a watch; ``ACTIVE``, ``FAILING`` and ``GONE`` ones are checked
+    (a gone article is re-checked rarely, so a reappearance is noticed)."""
 
     ACTIVE = "active"
     PAUSED = "paused"
@@ -25,7 +26,7 @@ class WatchState(StrEnum):
 #: States whose watches ``claim_due`` hands out. A failing watch keeps being
 #: retried (with back-off decided by the scheduler) until it recovers or the
 #: caller marks it gone / retired.
-CHECKED_STATES: tuple[WatchState, ...] = (WatchState.ACTIVE, WatchState.FAILING)
+CHECKED_STATES: tuple[WatchState, ...] = (WatchState.ACTIVE, WatchState.FAILING, WatchState.GONE)
 
 
 class CheckOutcome(StrEnum):
@@ -126,7 +127,7 @@ class ChangeRecord:
     watch_id: int
     url: str
     old_version_id: int
-    new_version_id: int
+    new_version_id: int | None  # None for "gone": the article has no new version
     created_at: int
     verdict: ChangeVerdict
     kinds: tuple[str, ...]

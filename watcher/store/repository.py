@@ -258,6 +258,17 @@ class Repository:
         with self._session() as s:
             s.execute(update(Watch).where(Watch.id == watch_id).values(**values))
 
+    def drop_claims(self, worker_id: str | None = None) -> int:
+        """Clear leases without rescheduling: those of one worker (abandoned
+        fetches at shutdown), or all of them (a lone SQLite daemon starting
+        after a crash, when no one else can hold a lease)."""
+        query = update(Watch).where(Watch.claimed_by.is_not(None))
+        if worker_id is not None:
+            query = query.where(Watch.claimed_by == worker_id)
+        with self._session() as s:
+            result = s.execute(query.values(claimed_by=None, claimed_until=None))
+            return int(getattr(result, "rowcount", 0) or 0)
+
     def due_count(self, now_ms: int) -> int:
         """How many watches are due and unclaimed at ``now_ms`` (the backlog)."""
         with self._session() as s:
@@ -418,7 +429,7 @@ class Repository:
         self,
         watch_id: int,
         old_version_id: int,
-        new_version_id: int,
+        new_version_id: int | None,
         *,
         verdict: ChangeVerdict | str,
         kinds: Iterable[str],

@@ -147,7 +147,9 @@ class ChangeRow(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     watch_id: Mapped[int] = mapped_column(Id, ForeignKey("watches.id", ondelete="CASCADE"))
     old_version_id: Mapped[int] = mapped_column(Id, ForeignKey("versions.id", ondelete="CASCADE"))
-    new_version_id: Mapped[int] = mapped_column(Id, ForeignKey("versions.id", ondelete="CASCADE"))
+    new_version_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("versions.id", ondelete="CASCADE")
+    )
     created_at: Mapped[int]
     verdict: Mapped[str] = mapped_column(String(16))
     kinds: Mapped[list[str]]

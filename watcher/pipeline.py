@@ -1,0 +1,431 @@
+"""Check one watch: the only module that knows the order of the stages.
+
+fetch -> (raw body unchanged? stop) -> extract -> snapshot -> (content
+unchanged? stop) -> parse + diff against the previous version -> store the
+version, its change and the check in one transaction -> write the reports ->
+mark the change reported -> reschedule.
+
+Every outcome, good or bad, is one check row and one log line. A failure in
+one watch never escapes: it becomes an ``error`` check and a back-off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from watcher import archive, schedule
+from watcher import snapshot as snapshot_mod
+from watcher.diff import diff_snapshots, extend
+from watcher.errors import WatcherError
+from watcher.extract import extract
+from watcher.fetch import Fetcher
+from watcher.models import Change, ChangeItem, FetchResult, Snapshot, Verdict
+from watcher.notify import write_reports
+from watcher.report import change_to_dict
+from watcher.settings import Settings
+from watcher.store import (
+    CheckOutcome,
+    Store,
+    VersionRecord,
+    WatchRecord,
+    WatchState,
+    now_ms,
+)
+
+log = logging.getLogger(__name__)
+FAILING_AFTER = 3  # consecutive errors before a watch shows as "failing"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """What one check did; the CLI and the log line are made from this."""
+
+    url: str
+    outcome: CheckOutcome
+    status: int | None = None
+    duration_ms: float = 0.0
+    version_seq: int | None = None
+    change: Change | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Capture:
+    """A fetched page turned into a snapshot, with what identifies its content."""
+
+    watch: WatchRecord
+    fetched: FetchResult
+    now: int
+    snap: Snapshot
+    content: str
+    sha: str
+    metadata: dict[str, Any]
+
+
+def policy_for(settings: Settings) -> schedule.Policy:
+    return schedule.Policy(settings.min_interval, settings.max_interval, settings.retire_after)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        store: Store,
+        fetcher: Fetcher,
+        settings: Settings,
+        *,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.store = store
+        self.fetcher = fetcher
+        self.settings = settings
+        self.policy = policy_for(settings)
+        self.clock = clock
+
+    async def check(self, watch: WatchRecord) -> CheckResult:
+        """Check one claimed watch and release it; never raises a WatcherError."""
+        started = time.perf_counter()
+        now = self.clock()
+        try:
+            fetched = await self.fetcher.fetch(
+                watch.url, etag=watch.etag, last_modified=watch.last_modified
+            )
+        except WatcherError as exc:
+            return self._failed(watch, now, _reason(exc), started)
+        try:
+            result = self._handle(watch, fetched, now)
+        except WatcherError as exc:
+            return self._failed(watch, now, _reason(exc), started, fetched)
+        _log(result)
+        return result
+
+    # -- outcomes ---------------------------------------------------------------
+    def _handle(self, watch: WatchRecord, fetched: FetchResult, now: int) -> CheckResult:
+        if fetched.not_modified:
+            return self._unchanged(watch, fetched, now, CheckOutcome.NOT_MODIFIED)
+        if fetched.gone:
+            return self._gone(watch, fetched, now)
+        if fetched.status >= 400 or fetched.text is None:
+            raise WatcherError(f"HTTP {fetched.status}")
+        latest = self.store.latest_version(watch.id)
+        if (
+            latest is not None
+            and watch.state != WatchState.GONE
+            and fetched.body_sha256 == watch.last_body_sha256
+        ):
+            return self._unchanged(watch, fetched, now, CheckOutcome.UNCHANGED)
+        page = extract(fetched.text, fetched.final_url)
+        snap = Snapshot(
+            url=page.url, title=page.title or watch.url, body=page.body_html, captured_at=now
+        )
+        content = snapshot_mod.content_text(snap)
+        sha = hashlib.sha256(content.encode("utf-8")).hexdigest()
+        if latest is not None and latest.content_sha256 == sha and watch.state != WatchState.GONE:
+            return self._unchanged(watch, fetched, now, CheckOutcome.UNCHANGED)
+        capture = _Capture(watch, fetched, now, snap, content, sha, page.metadata.as_dict())
+        return self._new_version(capture, latest)
+
+    def _new_version(self, capture: _Capture, latest: VersionRecord | None) -> CheckResult:
+        watch, fetched, now, snap = capture.watch, capture.fetched, capture.now, capture.snap
+        change = self._change(capture, latest)
+        relative = archive.version_path(snap.url, now)
+        archive.write_atomic(self.settings.archive_dir, relative, snapshot_mod.render(snap))
+        outcome = (
+            CheckOutcome.REAPPEARED if watch.state == WatchState.GONE else CheckOutcome.NEW_VERSION
+        )
+        with self.store.transaction() as tx:
+            version = tx.add_version(
+                watch.id,
+                captured_at=now,
+                content_sha256=capture.sha,
+                content_text=capture.content,
+                http_status=fetched.status,
+                final_url=fetched.final_url,
+                title=snap.title,
+                archive_path=relative.as_posix(),
+                page_metadata=capture.metadata,
+            )
+            change_id = None
+            if change is not None and latest is not None:
+                reverted = self._reverted_to(watch, capture.sha, latest)
+                change_id = tx.add_change(
+                    watch.id,
+                    latest.id,
+                    version.id,
+                    verdict=change.verdict.value,
+                    kinds=change.kinds,
+                    summary=change.summary,
+                    record=change_to_dict(change),
+                    reverted_to_version_id=reverted.id if reverted else None,
+                )
+            self._record(tx, watch, fetched, now, outcome, version_id=version.id)
+        if change_id is not None and change is not None:
+            self._notify(change_id, change, watch, version.seq)
+        significant = change is None or change.significant
+        self._release(
+            watch,
+            now,
+            fetched,
+            changed=significant,
+            state=WatchState.ACTIVE,
+        )
+        return CheckResult(
+            watch.url, outcome, fetched.status, fetched.duration_ms, version.seq, change
+        )
+
+    def _change(self, capture: _Capture, latest: VersionRecord | None) -> Change | None:
+        if latest is None:
+            return None
+        watch, fetched = capture.watch, capture.fetched
+        previous = replace(
+            snapshot_mod.parse(self.store.version_text(latest.id), source=f"version {latest.id}"),
+            captured_at=latest.captured_at,
+        )
+        change = diff_snapshots(
+            previous, capture.snap, old_metadata=latest.page_metadata, new_metadata=capture.metadata
+        )
+        extra: list[ChangeItem] = []
+        if watch.state == WatchState.GONE:
+            extra.append(ChangeItem("reappeared", True, "article", None, fetched.final_url))
+        reverted = self._reverted_to(watch, capture.sha, latest)
+        if reverted is not None:
+            extra.append(
+                ChangeItem(
+                    "reverted",
+                    True,
+                    "article",
+                    detail=f"content is again that of version {reverted.seq}",
+                    after=reverted.seq,
+                )
+            )
+        if fetched.redirects and fetched.final_url != latest.final_url:
+            extra.append(
+                ChangeItem(
+                    "redirected",
+                    True,
+                    "url",
+                    latest.final_url,
+                    fetched.final_url,
+                    detail=_redirect_kind(watch.url, fetched.final_url),
+                )
+            )
+        return extend(change, extra) if extra else change
+
+    def _reverted_to(
+        self, watch: WatchRecord, sha: str, latest: VersionRecord
+    ) -> VersionRecord | None:
+        """An older version (not the latest) with exactly this content."""
+        found = self.store.find_version_by_content(watch.id, sha)
+        return found if found is not None and found.id != latest.id else None
+
+    def _gone(self, watch: WatchRecord, fetched: FetchResult, now: int) -> CheckResult:
+        change: Change | None = None
+        latest = self.store.latest_version(watch.id)
+        with self.store.transaction() as tx:
+            change_id = None
+            if watch.state != WatchState.GONE and latest is not None:
+                change = _gone_change(watch, latest, fetched, now)
+                change_id = tx.add_change(
+                    watch.id,
+                    latest.id,
+                    None,
+                    verdict=change.verdict.value,
+                    kinds=change.kinds,
+                    summary=change.summary,
+                    record=change_to_dict(change),
+                )
+            self._record(tx, watch, fetched, now, CheckOutcome.GONE)
+        if change_id is not None and change is not None and latest is not None:
+            self._notify(change_id, change, watch, latest.seq)
+        self.store.release(
+            watch.id,
+            next_check_at=schedule.next_check_at(now, self.policy.max_interval_s),
+            failure_count=0,
+            unchanged_count=watch.unchanged_count + 1,
+            last_checked_at=now,
+            state=WatchState.GONE,
+            last_change_at=now if change is not None else None,
+        )
+        return CheckResult(
+            watch.url, CheckOutcome.GONE, fetched.status, fetched.duration_ms, change=change
+        )
+
+    def _unchanged(
+        self, watch: WatchRecord, fetched: FetchResult, now: int, outcome: CheckOutcome
+    ) -> CheckResult:
+        self._record(self.store, watch, fetched, now, outcome)
+        self._release(watch, now, fetched, changed=False, state=WatchState.ACTIVE)
+        return CheckResult(watch.url, outcome, fetched.status, fetched.duration_ms)
+
+    def _failed(
+        self,
+        watch: WatchRecord,
+        now: int,
+        reason: str,
+        started: float,
+        fetched: FetchResult | None = None,
+    ) -> CheckResult:
+        duration = fetched.duration_ms if fetched else (time.perf_counter() - started) * 1000
+        failures = watch.failure_count + 1
+        try:
+            self.store.record_check(
+                watch.id,
+                checked_at=now,
+                outcome=CheckOutcome.ERROR,
+                duration_ms=round(duration),
+                http_status=fetched.status if fetched else None,
+                final_url=fetched.final_url if fetched else None,
+                redirects=fetched.redirects if fetched else (),
+                error=reason,
+            )
+            pinned = watch.interval_s
+            self.store.release(
+                watch.id,
+                next_check_at=schedule.next_check_at(
+                    now, schedule.backoff_s(self.policy, failures, pinned)
+                ),
+                failure_count=failures,
+                unchanged_count=watch.unchanged_count,
+                last_checked_at=now,
+                state=WatchState.FAILING if failures >= FAILING_AFTER else None,
+            )
+        except WatcherError as exc:  # the database itself is failing: log, keep running
+            log.error("cannot record failed check of %s: %s", watch.url, exc)
+        result = CheckResult(
+            watch.url,
+            CheckOutcome.ERROR,
+            fetched.status if fetched else None,
+            duration,
+            error=reason,
+        )
+        _log(result)
+        return result
+
+    # -- helpers ----------------------------------------------------------------
+    def _record(
+        self,
+        repo: Any,
+        watch: WatchRecord,
+        fetched: FetchResult,
+        now: int,
+        outcome: CheckOutcome,
+        *,
+        version_id: int | None = None,
+    ) -> None:
+        repo.record_check(
+            watch.id,
+            checked_at=now,
+            outcome=outcome,
+            duration_ms=round(fetched.duration_ms),
+            http_status=fetched.status,
+            final_url=fetched.final_url,
+            redirects=fetched.redirects,
+            etag=fetched.etag,
+            last_modified=fetched.last_modified,
+            body_sha256=fetched.body_sha256,
+            version_id=version_id,
+        )
+
+    def _release(
+        self,
+        watch: WatchRecord,
+        now: int,
+        fetched: FetchResult,
+        *,
+        changed: bool,
+        state: WatchState,
+    ) -> None:
+        pinned = watch.interval_s
+        last_change = now if changed else watch.last_change_at
+        if schedule.should_retire(
+            self.policy, pinned_s=pinned, now_ms=now, created_at=watch.created_at
+        ):
+            state = WatchState.RETIRED
+        seconds = schedule.interval_s(
+            self.policy,
+            pinned_s=pinned,
+            now_ms=now,
+            created_at=watch.created_at,
+            last_change_at=last_change,
+        )
+        self.store.release(
+            watch.id,
+            next_check_at=schedule.next_check_at(now, seconds),
+            failure_count=0,
+            unchanged_count=0 if changed else watch.unchanged_count + 1,
+            last_checked_at=now,
+            state=state,
+            etag=fetched.etag,
+            last_modified=fetched.last_modified,
+            last_body_sha256=fetched.body_sha256,
+            last_change_at=now if changed else None,
+        )
+
+    def _notify(self, change_id: int, change: Change, watch: WatchRecord, seq: int) -> None:
+        """Store, then notify, then mark notified: a crash repeats a report."""
+        try:
+            write_reports(self.settings, watch.url, seq, change)
+        except WatcherError as exc:
+            log.error("cannot write reports for %s: %s", watch.url, exc)
+            return
+        self.store.mark_reported(change_id, self.clock())
+
+
+def _gone_change(
+    watch: WatchRecord, latest: VersionRecord, fetched: FetchResult, now: int
+) -> Change:
+    item = ChangeItem(
+        "gone", True, "article", latest.final_url, None, detail=f"HTTP {fetched.status}"
+    )
+    base = Change(
+        url=watch.url,
+        title_before=latest.title,
+        title_after=latest.title,
+        captured_before=latest.captured_at,
+        captured_after=now,
+        items=(),
+        verdict=Verdict.NONE,
+        summary="",
+    )
+    return extend(base, [item])
+
+
+def _redirect_kind(requested: str, final: str) -> str:
+    """A redirect to a site's front or section page is the article going away."""
+    path = urlsplit(final).path.strip("/")
+    if not path or (path.count("/") == 0 and len(path) < 20):
+        return "redirected to a front or section page"
+    return "redirected to another address"
+
+
+def _reason(exc: WatcherError) -> str:
+    return getattr(exc, "reason", None) or str(exc)
+
+
+def _log(result: CheckResult) -> None:
+    extra = {
+        "url": result.url,
+        "status": result.status,
+        "duration_ms": round(result.duration_ms),
+        "outcome": result.outcome.value,
+    }
+    if result.error:
+        log.warning(
+            "check %s status=%s duration=%dms outcome=error reason=%s",
+            result.url, result.status, result.duration_ms, result.error,
+            extra={**extra, "error": result.error},
+        )  # fmt: skip
+        return
+    summary = (
+        f" verdict={result.change.verdict.value} ({result.change.summary})" if result.change else ""
+    )
+    log.info(
+        "check %s status=%s duration=%dms outcome=%s%s",
+        result.url, result.status, result.duration_ms, result.outcome.value, summary,
+        extra=extra,
+    )  # fmt: skip

@@ -1,0 +1,113 @@
+"""APScheduler wiring: claim due watches from the database and run their checks.
+
+Each watch's own schedule lives in the database (``next_check_at``, set by
+schedule.py after every check), so the schedule survives restarts and is
+shared by every daemon on one PostgreSQL database. APScheduler runs the
+dispatcher every ``poll`` seconds; the dispatcher claims as many due watches
+as it has free slots (a lease, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and
+checks them concurrently, bounded by ``max_connections``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from watcher.pipeline import Pipeline
+from watcher.settings import Settings
+from watcher.store import Store, WatchRecord, now_ms
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    """Claims due watches and runs their checks; stopping only stops claiming."""
+
+    def __init__(
+        self,
+        store: Store,
+        pipeline: Pipeline,
+        settings: Settings,
+        worker_id: str,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.pipeline = pipeline
+        self.worker_id = worker_id
+        self.slots = max(1, settings.max_connections)
+        # A lease outlives the slowest possible check (all retries timing out),
+        # so a live daemon never loses a watch to another one mid-check.
+        self.lease_ms = round(
+            (settings.timeout * (settings.retries + 1) + 60 + settings.grace) * 1000
+        )
+        self.tasks: set[asyncio.Task[object]] = set()
+        self.claiming = True
+
+    async def dispatch_once(self) -> int:
+        """Claim up to the free slots and start their checks; returns how many."""
+        if not self.claiming:
+            return 0
+        free = self.slots - len(self.tasks)
+        if free <= 0:
+            return 0
+        try:
+            watches = self.store.claim_due(self.worker_id, self.clock(), free, self.lease_ms)
+        except Exception as exc:  # keep the daemon alive through a database hiccup
+            log.error("cannot claim due watches: %s", exc)
+            return 0
+        for watch in watches:
+            task = asyncio.create_task(self._check(watch), name=f"check {watch.url}")
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        return len(watches)
+
+    async def _check(self, watch: WatchRecord) -> object:
+        try:
+            return await self.pipeline.check(watch)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug in one check must not take the daemon down
+            log.exception("check of %s failed unexpectedly", watch.url)
+            return None
+
+    async def run_until_idle(self) -> None:
+        """Check everything due now, then return (``watcher check --all``, tests, demo)."""
+        while await self.dispatch_once() or self.tasks:
+            if self.tasks:
+                await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
+
+    async def drain(self, grace_s: float) -> int:
+        """Stop claiming; let in-flight checks finish within ``grace_s``, then
+        abandon the rest (their transactions roll back; leases are dropped so
+        another daemon or the next start picks them up at once)."""
+        self.claiming = False
+        if not self.tasks:
+            return 0
+        log.info("waiting up to %.0fs for %d in-flight checks", grace_s, len(self.tasks))
+        _, pending = await asyncio.wait(set(self.tasks), timeout=grace_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+            self.store.drop_claims(self.worker_id)
+            log.warning("abandoned %d in-flight checks", len(pending))
+        return len(pending)
+
+
+def build_scheduler(dispatcher: Dispatcher, settings: Settings) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    scheduler.add_job(
+        dispatcher.dispatch_once,
+        "interval",
+        seconds=settings.poll,
+        id="dispatch",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC),
+    )
+    return scheduler
