@@ -44,3 +44,67 @@ def test_every_command_has_help_with_an_example(runner: CliRunner) -> None:
         result = runner.invoke(main, [name, "--help"])
         assert result.exit_code == 0, name
         assert "Example" in (command.help or ""), f"{name} --help has no example"
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def versions(tmp_path: Path, seed_path: Path) -> tuple[Path, Path, Path]:
+    """The seed, a tick of its relative time an hour later, and an edit."""
+    text = seed_path.read_text(encoding="utf-8")
+    tick = text.replace("<!--1637030584000-->", "<!--1637034304000-->").replace(
+        "14 分钟前", "1 小时前"
+    )
+    edit = text.replace("预计将持续数个小时", "预计将持续三个小时")
+    return (
+        _write(tmp_path / "v1.md", text),
+        _write(tmp_path / "v2.md", tick),
+        _write(tmp_path / "v3.md", edit),
+    )
+
+
+def test_diff_exit_status_is_like_diff1(
+    runner: CliRunner, versions: tuple[Path, Path, Path]
+) -> None:
+    v1, v2, v3 = versions
+    noise = runner.invoke(main, ["diff", str(v1), str(v2)])
+    assert noise.exit_code == 0, noise.output
+    assert "relative timestamp" in noise.output
+    news = runner.invoke(main, ["diff", str(v1), str(v3)])
+    assert news.exit_code == 1
+    assert "[-数-]{+三+}" in news.output
+    broken = runner.invoke(main, ["diff", str(v1), str(v1.parent / "missing.md")])
+    assert broken.exit_code == 2
+
+
+def test_diff_writes_html_and_json_reports(
+    runner: CliRunner, versions: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    v1, _, v3 = versions
+    out = tmp_path / "report.html"
+    result = runner.invoke(main, ["diff", str(v1), str(v3), "--format", "html", "-o", str(out)])
+    assert result.exit_code == 1
+    page = out.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") or page.lower().startswith("<!doctype html>")
+    assert "<del>数</del>" in page and "<ins>三</ins>" in page
+    as_json = runner.invoke(main, ["diff", str(v1), str(v3), "--format", "json"])
+    assert json.loads(as_json.output)["items"][0]["kind"] == "paragraph_edited"
+
+
+def test_diff_html_report_neutralises_hostile_archived_content(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    head = "<!--1-->\n[T](https://e.com/a)\n------\n\n"
+    old = _write(tmp_path / "old.md", head + "<p>safe</p>\n")
+    evil = (
+        '<p>safe <script>alert(1)</script><img src=x onerror="alert(2)">'
+        '<a href="javascript:alert(3)">click</a></p>\n'
+    )
+    new = _write(tmp_path / "new.md", head + evil)
+    result = runner.invoke(main, ["diff", str(old), str(new), "--format", "html"])
+    page = result.output.lower()
+    assert "<script" not in page and "onerror=" not in page.replace("onerror=&quot;", "")
+    assert 'href="javascript:' not in page

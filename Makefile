@@ -1,0 +1,31 @@
+# Quick start:   make demo   (set up, then run the offline end-to-end demo)
+#                make test   (set up, then lint and run the whole test suite)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/watcher: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+demo: $(BIN)/watcher
+	$(BIN)/watcher demo
+
+lint: $(BIN)/watcher
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest -q
+
+bench: $(BIN)/watcher
+	$(BIN)/python bench/bench_parse.py
+	$(BIN)/python bench/bench_diff.py
+	$(BIN)/python bench/bench_daemon.py --n 1000
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
