@@ -49,8 +49,10 @@ def main() -> None:
     print(describe("parse both + diff", total_ms))
     print(describe("diff alone", diff_ms))
     print(f"throughput: {len(loaded) / elapsed:.0f} pairs/s (each pair diffed twice in this loop)")
-    print(f"medians: {statistics.median(total_ms):.2f} ms total (target < 10), "
-          f"{statistics.median(diff_ms):.2f} ms diff alone (target < 3)")
+    print(
+        f"medians: {statistics.median(total_ms):.2f} ms total (target < 10), "
+        f"{statistics.median(diff_ms):.2f} ms diff alone (target < 3)"
+    )
     print(f"peak memory (RSS): {peak_rss_mb():.0f} MB")
     print("verdicts:", dict(verdicts.most_common()))
     print(f"verdict agrees with labels.json: {agree}/{len(loaded)}")

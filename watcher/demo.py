@@ -115,8 +115,16 @@ def _steps(room: Newsroom) -> list[tuple[int, str, Callable[[], None]]]:
         room.edit(lead_end, lead_end + "<div><p>白宫表示，会晤气氛“坦诚而富有建设性”。</p></div>")
 
     return [
-        (62, 'the "14 分钟前" label ticks to "1 小时前" (noise)', lambda: room.edit("14 分钟前", "1 小时前")),
-        (30, "an editor corrects the lead paragraph", lambda: room.edit(LEAD, "预计将持续约三个小时。")),
+        (
+            62,
+            'the "14 分钟前" label ticks to "1 小时前" (noise)',
+            lambda: room.edit("14 分钟前", "1 小时前"),
+        ),
+        (
+            30,
+            "an editor corrects the lead paragraph",
+            lambda: room.edit(LEAD, "预计将持续约三个小时。"),
+        ),
         (30, "a paragraph is inserted after the lead", insert_paragraph),
         (60, "the article is taken down (404)", lambda: setattr(room, "status", 404)),
     ]
