@@ -101,6 +101,9 @@ class Pipeline:
             result = self._handle(watch, fetched, now)
         except WatcherError as exc:
             return self._failed(watch, now, _reason(exc), started, fetched)
+        except Exception as exc:  # a page that trips a parser bug: log it, back off, go on
+            log.exception("unexpected error while processing %s", watch.url)
+            return self._failed(watch, now, f"internal error: {exc!r}", started, fetched)
         _log(result)
         return result
 
