@@ -91,9 +91,14 @@ class Pipeline:
         """Check one claimed watch and release it; never raises a WatcherError."""
         started = time.perf_counter()
         now = self.clock()
+        # A gone article's validators describe a page we no longer have: a 304
+        # to them would hide its return, so ask unconditionally.
+        conditional = watch.state != WatchState.GONE
         try:
             fetched = await self.fetcher.fetch(
-                watch.url, etag=watch.etag, last_modified=watch.last_modified
+                watch.url,
+                etag=watch.etag if conditional else None,
+                last_modified=watch.last_modified if conditional else None,
             )
         except WatcherError as exc:
             return self._failed(watch, now, _reason(exc), started)

@@ -1,0 +1,444 @@
+"""One watch checked end to end: a real server on 127.0.0.1, the real pipeline,
+and a real database (every test runs on SQLite and on PostgreSQL).
+
+The page is the seed article served as a full page by the demo's newsroom,
+which edits it between checks; only the pipeline's clock is simulated, so
+"14 分钟前" can honestly become "1 小时前".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from tests.http_server import LocalServer, Request
+from watcher import api, notify
+from watcher import snapshot as snapshot_mod
+from watcher.daemon import fetch_settings
+from watcher.demo import LEAD, Clock, Newsroom
+from watcher.fetch import Fetcher, FetchSettings
+from watcher.pipeline import CheckResult, Pipeline
+from watcher.report import change_from_dict
+from watcher.settings import Settings
+from watcher.store import (
+    ChangeRecord,
+    ChangeVerdict,
+    CheckOutcome,
+    CheckRecord,
+    Store,
+    VersionRecord,
+    WatchRecord,
+    WatchState,
+    now_ms,
+)
+
+ARTICLE = "/zhongwen/simp/world-59301487"
+SEED = snapshot_mod.read(Path(__file__).resolve().parents[1] / "seeds" / "000_f45fe6e83c05ee36.txt")
+NEW_LEAD = "预计将持续约三个小时。"
+
+
+@dataclass
+class Env:
+    """A data folder, a database, a local site and a simulated clock."""
+
+    store: Store
+    settings: Settings
+    site: LocalServer
+    clock: Clock
+    fetch: FetchSettings
+
+    def add(self, path: str, interval_s: float | None = None) -> str:
+        url = self.site.url(path)
+        [added] = api.add_watches(self.store, [url], interval_s=interval_s, now=self.clock())
+        assert added.error is None
+        return added.url
+
+    def check(self, url: str) -> CheckResult:
+        """One check of ``url`` as the daemon would run it."""
+
+        async def run() -> CheckResult:
+            async with Fetcher(self.fetch) as fetcher:
+                pipeline = Pipeline(self.store, fetcher, self.settings, clock=self.clock)
+                return await pipeline.check(self.watch(url))
+
+        return asyncio.run(run())
+
+    def watch(self, url: str) -> WatchRecord:
+        watch = self.store.get_watch(url)
+        assert watch is not None
+        return watch
+
+    def versions(self, url: str) -> list[VersionRecord]:
+        return self.store.versions(self.watch(url).id)
+
+    def checks(self, url: str) -> list[CheckRecord]:
+        """Oldest first."""
+        return self.store.recent_checks(self.watch(url).id, limit=100)[::-1]
+
+    def changes(self, url: str) -> list[ChangeRecord]:
+        return self.store.changes(self.watch(url).id)
+
+
+@pytest.fixture
+def site() -> Iterator[LocalServer]:
+    with LocalServer() as server:
+        yield server
+
+
+@pytest.fixture
+def env(store: Store, db_url: str, tmp_path: Path, site: LocalServer) -> Env:
+    settings = Settings.from_env({}, home=tmp_path, database_url=db_url, retries=0, timeout=5.0)
+    fetch = replace(fetch_settings(settings), backoff_base_s=0.01, backoff_max_s=0.05)
+    return Env(store, settings, site, Clock(now_ms()), fetch)
+
+
+def newsroom(env: Env, path: str = ARTICLE) -> Newsroom:
+    """The seed article served at ``path``; edits show on the next request."""
+    room = Newsroom(title=SEED.title, main=SEED.body, url=env.site.url(path))
+
+    def serve(req: Request) -> None:
+        with room.lock:
+            found = room.status == 200
+            body = room.page().encode("utf-8") if found else b"<h1>404 Not Found</h1>"
+        req.respond(200 if found else 404, body)
+
+    env.site.route(path, serve)
+    return room
+
+
+def stored_snapshot(env: Env, version: VersionRecord) -> snapshot_mod.Snapshot:
+    """The version as the archive file holds it (checked against the database)."""
+    assert version.archive_path is not None
+    snap = snapshot_mod.read(env.settings.archive_dir / version.archive_path)
+    assert snapshot_mod.content_text(snap) == env.store.version_text(version.id)
+    return snap
+
+
+# -- a version only when the content changes ----------------------------------------
+def test_first_check_stores_a_version_and_an_unchanged_page_stores_none(env: Env) -> None:
+    newsroom(env)
+    url = env.add(ARTICLE)
+
+    first = env.check(url)
+    assert (first.outcome, first.status, first.version_seq) == (CheckOutcome.NEW_VERSION, 200, 1)
+    [version] = env.versions(url)
+    snap = stored_snapshot(env, version)
+    assert (snap.title, snap.url, snap.captured_at) == (SEED.title, url, env.clock())
+
+    env.clock.advance(10)
+    second = env.check(url)
+    assert second.outcome is CheckOutcome.UNCHANGED and second.change is None
+    assert len(env.versions(url)) == 1
+    checks = env.checks(url)
+    assert [c.outcome for c in checks] == [CheckOutcome.NEW_VERSION, CheckOutcome.UNCHANGED]
+    # Same raw body: recognised by its hash, before any extraction.
+    assert checks[1].body_sha256 == checks[0].body_sha256 == env.watch(url).last_body_sha256
+    assert checks[1].version_id is None
+    assert env.watch(url).last_checked_at == env.clock()
+
+
+def test_same_article_in_a_different_page_is_unchanged(env: Env) -> None:
+    """Raw bytes differ (a new ad script) but the article does not: no version."""
+    page = Newsroom(title=SEED.title, main=SEED.body).page()
+    served = iter(range(1000))
+
+    def serve(req: Request) -> None:  # a new ad rotation on every request
+        req.respond(
+            200, page.replace("window.ads = [];", f"window.ads = [{next(served)}];").encode()
+        )
+
+    env.site.route(ARTICLE, serve)
+    url = env.add(ARTICLE)
+    env.check(url)
+
+    result = env.check(url)
+
+    assert result.outcome is CheckOutcome.UNCHANGED
+    assert len(env.versions(url)) == 1
+    first, second = env.checks(url)
+    assert first.body_sha256 != second.body_sha256  # went through extraction this time
+
+
+def test_304_for_a_known_etag_is_not_modified(env: Env) -> None:
+    body = Newsroom(title=SEED.title, main=SEED.body).page().encode("utf-8")
+
+    def serve(req: Request) -> None:
+        if req.headers.get("If-None-Match") == '"v1"':
+            req.respond(304, headers={"ETag": '"v1"'})
+        else:
+            req.respond(200, body, headers={"ETag": '"v1"'})
+
+    env.site.route(ARTICLE, serve)
+    url = env.add(ARTICLE)
+    assert env.check(url).outcome is CheckOutcome.NEW_VERSION
+
+    result = env.check(url)
+
+    assert (result.outcome, result.status) == (CheckOutcome.NOT_MODIFIED, 304)
+    assert env.site.hits(ARTICLE)[1].headers.get("If-None-Match") == '"v1"'
+    assert len(env.versions(url)) == 1
+    assert env.checks(url)[-1].outcome is CheckOutcome.NOT_MODIFIED
+    assert env.watch(url).etag == '"v1"'
+
+
+# -- what changed ----------------------------------------------------------------------
+def test_relative_time_tick_is_stored_as_noise(env: Env) -> None:
+    room = newsroom(env)
+    url = env.add(ARTICLE)
+    env.check(url)
+    env.clock.advance(62)
+    room.edit("14 分钟前", "1 小时前")
+
+    result = env.check(url)
+
+    assert (result.outcome, result.version_seq) == (CheckOutcome.NEW_VERSION, 2)
+    assert result.change is not None and result.change.verdict.value == "noise"
+    [change] = env.changes(url)
+    assert change.verdict is ChangeVerdict.NOISE
+    assert "relative_time" in change.kinds
+    ticks = [i for i in change_from_dict(change.record).items if i.kind == "relative_time"]
+    assert [(i.before, i.after) for i in ticks] == [("14 分钟前", "1 小时前")]
+    assert "1 小时前" in stored_snapshot(env, env.versions(url)[1]).body
+
+
+def test_paragraph_edit_is_significant_reported_and_marked(env: Env) -> None:
+    room = newsroom(env)
+    url = env.add(ARTICLE)
+    env.check(url)
+    env.clock.advance(30)
+    room.edit(LEAD, NEW_LEAD)
+
+    result = env.check(url)
+
+    assert result.change is not None and result.change.significant
+    [change] = env.changes(url)
+    assert change.verdict is ChangeVerdict.SIGNIFICANT
+    assert "paragraph_edited" in change.kinds
+    assert change.reported_at is not None
+    assert env.store.unreported_changes() == []
+    md, html = (env.settings.reports_dir / p for p in notify.report_paths(url, 2))
+    assert "持续~~数~~**约三**个小时" in md.read_text(encoding="utf-8")
+    assert "<html" in html.read_text(encoding="utf-8").lower()
+    assert env.watch(url).last_change_at == env.clock()
+
+
+def test_404_is_gone_and_a_later_200_is_reappeared(env: Env) -> None:
+    room = newsroom(env)
+    url = env.add(ARTICLE)
+    env.check(url)
+    room.status = 404
+    env.clock.advance(60)
+
+    gone = env.check(url)
+
+    assert (gone.outcome, gone.status) == (CheckOutcome.GONE, 404)
+    assert env.watch(url).state is WatchState.GONE
+    [change] = env.changes(url)
+    assert (change.kinds, change.new_version_id) == (("gone",), None)
+    assert change.verdict is ChangeVerdict.SIGNIFICANT and change.reported_at is not None
+    assert len(env.versions(url)) == 1
+
+    env.clock.advance(60)  # still gone: no second "gone" change
+    assert env.check(url).outcome is CheckOutcome.GONE
+    assert len(env.changes(url)) == 1
+
+    room.status = 200
+    env.clock.advance(60)
+    back = env.check(url)
+
+    assert (back.outcome, back.version_seq) == (CheckOutcome.REAPPEARED, 2)
+    assert env.watch(url).state is WatchState.ACTIVE
+    assert "reappeared" in env.changes(url)[-1].kinds
+
+
+def test_redirect_is_recorded_on_the_check(env: Env) -> None:
+    newsroom(env, "/news/new-address")
+    env.site.redirect("/news/old-address", "/news/new-address")
+    url = env.add("/news/old-address")
+
+    result = env.check(url)
+
+    assert result.outcome is CheckOutcome.NEW_VERSION
+    [check] = env.checks(url)
+    assert check.redirects == (url,)
+    assert check.final_url == env.site.url("/news/new-address")
+    assert env.versions(url)[0].final_url == check.final_url
+
+
+def test_redirect_to_the_front_page_is_a_redirected_change(env: Env) -> None:
+    newsroom(env)
+    url = env.add(ARTICLE)
+    env.check(url)
+    front = "<html><head><title>BBC News 中文</title></head><body><main><h1>首页</h1><p>今日要闻：天气晴。</p></main></body></html>"
+    env.site.page("/", front)
+    env.site.redirect(ARTICLE, "/")
+    env.clock.advance(30)
+
+    result = env.check(url)
+
+    assert result.outcome is CheckOutcome.NEW_VERSION
+    assert env.checks(url)[-1].redirects == (url,)
+    [change] = env.changes(url)
+    assert "redirected" in change.kinds and change.verdict is ChangeVerdict.SIGNIFICANT
+    [item] = [i for i in change_from_dict(change.record).items if i.kind == "redirected"]
+    assert (item.before, item.after) == (url, env.site.url("/"))
+    assert "front or section page" in item.detail
+
+
+@pytest.mark.parametrize(
+    ("content_type", "meta"),
+    [
+        ("text/html; charset=gbk", ""),
+        ("text/html", '<meta charset="gbk">'),
+        ("text/html", ""),
+    ],
+    ids=["header-charset", "meta-charset", "undeclared"],
+)
+def test_gbk_page_is_decoded(env: Env, content_type: str, meta: str) -> None:
+    page = (
+        Newsroom(title=SEED.title, main=SEED.body)
+        .page()
+        .replace('<meta charset="utf-8">', meta)
+        .replace("©", "(c)")
+    )
+    env.site.page(ARTICLE, page.encode("gbk"), content_type=content_type)
+    url = env.add(ARTICLE)
+
+    assert env.check(url).outcome is CheckOutcome.NEW_VERSION
+
+    [version] = env.versions(url)
+    assert version.title == SEED.title == "拜登和习近平视像会晤开始 双方在讨论什么"
+    text = env.store.version_text(version.id)
+    assert "本次会晤由拜登总统发起，双方的开场白向外界公开" in text
+    assert "\ufffd" not in text
+    assert stored_snapshot(env, version).title == SEED.title
+
+
+# -- failures ------------------------------------------------------------------------
+def test_500_then_200_succeeds_after_a_retry(env: Env) -> None:
+    body = Newsroom(title=SEED.title, main=SEED.body).page().encode("utf-8")
+    answers = iter([500])
+
+    def flaky(req: Request) -> None:
+        status = next(answers, 200)
+        req.respond(status, body if status == 200 else b"oops")
+
+    env.site.route(ARTICLE, flaky)
+    env.fetch = replace(env.fetch, retries=2)
+    url = env.add(ARTICLE)
+
+    result = env.check(url)
+
+    assert (result.outcome, result.status) == (CheckOutcome.NEW_VERSION, 200)
+    assert len(env.site.hits(ARTICLE)) == 2
+    assert [c.outcome for c in env.checks(url)] == [CheckOutcome.NEW_VERSION]
+
+
+def test_persistent_500_is_an_error_check_with_back_off(env: Env) -> None:
+    env.site.page(ARTICLE, "oops", status=503)
+    env.fetch = replace(env.fetch, retries=1)
+    url = env.add(ARTICLE)
+
+    for expected_failures in (1, 2, 3):
+        result = env.check(url)
+        assert (result.outcome, result.error) == (CheckOutcome.ERROR, "HTTP 503")
+        assert env.watch(url).failure_count == expected_failures
+
+    assert env.versions(url) == []
+    assert env.checks(url)[-1].error == "HTTP 503"
+    assert env.watch(url).state is WatchState.FAILING
+    assert env.watch(url).next_check_at > env.clock() + env.settings.min_interval * 1000
+
+
+def _streamed_without_length(body: bytes) -> object:
+    def serve(req: Request) -> None:
+        req.send_response(200)
+        req.send_header("Content-Type", "text/html; charset=utf-8")
+        req.send_header("Connection", "close")
+        req.end_headers()
+        req.wfile.write(body)
+        req.close_connection = True
+
+    return serve
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "streamed"])
+def test_body_over_the_limit_fails_that_watch_only(
+    store: Store, db_url: str, tmp_path: Path, site: LocalServer, declared: bool
+) -> None:
+    settings = Settings.from_env(
+        {}, home=tmp_path, database_url=db_url, max_body=2000, retries=0, timeout=5.0
+    )
+    big = ("<p>" + "新闻" * 3000 + "</p>").encode("utf-8")
+    if declared:
+        site.page("/big", big)
+    else:
+        site.route("/big", _streamed_without_length(big))  # type: ignore[arg-type]
+    site.page("/small", f"<html><head><title>短讯</title></head><body><p>{LEAD}</p></body></html>")
+    api.add_watches(store, [site.url("/big"), site.url("/small")])
+
+    api.run_due_once(settings, store)  # one daemon pass: the dispatcher and real fetcher
+
+    big_watch, small_watch = store.get_watch(site.url("/big")), store.get_watch(site.url("/small"))
+    assert big_watch is not None and small_watch is not None
+    [check] = store.recent_checks(big_watch.id)
+    assert check.outcome is CheckOutcome.ERROR
+    assert check.error is not None and "exceeds 2000 bytes" in check.error
+    assert store.versions(big_watch.id) == []
+    assert big_watch.failure_count == 1 and big_watch.claimed_by is None
+    assert [v.seq for v in store.versions(small_watch.id)] == [1]
+
+
+# -- history ---------------------------------------------------------------------------
+def test_reverting_an_edit_points_back_to_version_1(env: Env) -> None:
+    room = newsroom(env)
+    url = env.add(ARTICLE)
+    env.check(url)
+    for old, new in ((LEAD, NEW_LEAD), (NEW_LEAD, LEAD)):
+        env.clock.advance(30)
+        room.edit(old, new)
+        env.check(url)
+
+    v1, v2, v3 = env.versions(url)
+    assert v1.content_sha256 == v3.content_sha256 != v2.content_sha256
+    last = env.changes(url)[-1]
+    assert (last.old_version_id, last.new_version_id) == (v2.id, v3.id)
+    assert last.reverted_to_version_id == v1.id
+    [item] = [i for i in change_from_dict(last.record).items if i.kind == "reverted"]
+    assert item.after == 1 and "version 1" in item.detail
+    assert hashlib.sha256(env.store.version_text(v3.id).encode()).hexdigest() == v1.content_sha256
+
+
+def test_an_article_restored_unchanged_is_reappeared_even_if_the_server_says_304(
+    env: Env,
+) -> None:
+    """After a 404 the old ETag says nothing about what we have: ask unconditionally."""
+    body = Newsroom(title=SEED.title, main=SEED.body).page().encode("utf-8")
+    online = {"up": True}
+
+    def serve(req: Request) -> None:
+        if not online["up"]:
+            req.respond(404, b"gone")
+        elif req.headers.get("If-None-Match") == '"v1"':
+            req.respond(304, headers={"ETag": '"v1"'})
+        else:
+            req.respond(200, body, headers={"ETag": '"v1"'})
+
+    env.site.route(ARTICLE, serve)
+    url = env.add(ARTICLE)
+    env.check(url)
+    online["up"] = False
+    assert env.check(url).outcome is CheckOutcome.GONE
+    online["up"] = True
+
+    back = env.check(url)
+
+    assert (back.outcome, back.status) == (CheckOutcome.REAPPEARED, 200)
+    assert env.site.hits(ARTICLE)[-1].headers.get("If-None-Match") is None
+    assert env.watch(url).state is WatchState.ACTIVE
+    assert "reappeared" in env.changes(url)[-1].kinds
