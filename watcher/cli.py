@@ -578,3 +578,38 @@ def demo(keep: Path | None, fmt: str) -> None:
     """
 
     sys.exit(run_demo(keep, fmt, color=sys.stdout.isatty()))
+
+
+@main.command("site")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--base-url", default="",
+              help="Where the site will be published (https://…/); makes feed links absolute.")  # fmt: skip
+@click.option("--tz", help="Time zone for report times besides UTC (default $WATCHER_TIMEZONE).")
+@click.pass_context
+@fail_cleanly
+def site_command(ctx: click.Context, directory: Path, base_url: str, tz: str | None) -> None:
+    """Build the static report site into DIRECTORY from the database, from scratch.
+
+    index.html (every article, sortable and filterable), articles/<id>.html
+    (timeline and every change), recent.html and feed.atom (significant
+    changes). Self-contained: no external requests. The daemon keeps its own
+    copy current in $WATCHER_HOME/site.
+
+    \b
+    Example:
+      watcher site ./public --base-url https://example.org/watcher/
+    """
+    from watcher import site as site_mod  # noqa: PLC0415 - this command's own module
+    from watcher.store import now_ms  # noqa: PLC0415
+
+    settings = _settings(ctx)
+    store = api.open_store(settings)
+    try:
+        written = site_mod.build_site(
+            store, directory, tz=tz or settings.timezone, base_url=base_url, now_ms=now_ms()
+        )
+    except ValueError as exc:
+        raise WatcherError(str(exc)) from exc
+    finally:
+        store.close()
+    click.echo(f"site in {directory}: {len(written)} files written ({directory / 'index.html'})")

@@ -1,20 +1,30 @@
-"""Write a change's reports where people read them: the data folder's reports area.
+"""Write a change's reports where people read them: the data folder's reports area
+and the report site.
 
 Layout (relative to ``$WATCHER_HOME/reports``), mirroring the archive::
 
     <host>/<article-slug>-<hash8>/v<seq>.md  and  v<seq>.html
 
 ``seq`` is the number of the new version (or, for "gone", the last one).
+Then the site in ``$WATCHER_HOME/site`` is brought up to date for this one
+change (:func:`watcher.site.update_site`: the article's page, the index, and
+for a significant change the recent page and the feed), so opening the folder
+shows the latest state without running a command.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from watcher import archive
+from watcher import archive, site
+from watcher.errors import WatcherError
 from watcher.models import Change
 from watcher.report import render_html, render_markdown
 from watcher.settings import Settings
+from watcher.store import Repository, Store, now_ms
+
+log = logging.getLogger(__name__)
 
 
 def report_paths(url: str, seq: int) -> tuple[Path, Path]:
@@ -22,10 +32,51 @@ def report_paths(url: str, seq: int) -> tuple[Path, Path]:
     return folder / f"v{seq}.md", folder / f"v{seq}.html"
 
 
-def write_reports(settings: Settings, url: str, seq: int, change: Change) -> list[Path]:
+def write_reports(
+    settings: Settings, url: str, seq: int, change: Change, *, store: Repository | None = None
+) -> list[Path]:
+    """Write the change's Markdown and HTML reports, then update the site.
+
+    Returns every file written. A failing report write raises (the change then
+    stays unreported, to be repeated); a failing site update is only logged,
+    since the next change or ``watcher site`` rewrites the same pages.
+    """
     md, html = report_paths(url, seq)
     root = settings.reports_dir
-    return [
+    written = [
         archive.write_atomic(root, md, render_markdown(change, tz=settings.timezone)),
         archive.write_atomic(root, html, render_html(change, tz=settings.timezone)),
     ]
+    return written + update_site(settings, url, change, store=store)
+
+
+def update_site(
+    settings: Settings, url: str, change: Change, *, store: Repository | None = None
+) -> list[Path]:
+    """Rewrite the site pages this change affects; [] (and a log line) on failure.
+
+    The pipeline's notifier has no store handle, so without ``store`` one is
+    opened for the update and closed again: a change is rare next to the cost
+    of a connection, and nothing stays open between changes.
+    """
+    opened = None
+    try:
+        if store is None:
+            store = opened = Store.open(settings.database_url, check=False)
+        watch = store.get_watch(url)
+        if watch is None:
+            return []
+        return site.update_site(
+            store,
+            site.site_dir(settings),
+            watch.id,
+            significant=change.significant,
+            tz=settings.timezone,
+            now_ms=now_ms(),
+        )
+    except WatcherError as exc:
+        log.error("cannot update the report site for %s: %s", url, exc)
+        return []
+    finally:
+        if opened is not None:
+            opened.close()

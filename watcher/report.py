@@ -531,6 +531,8 @@ details{margin-top:2rem;border:1px solid var(--line);border-radius:6px;padding:.
 summary{cursor:pointer;font-weight:600}
 details li{font-size:.92em}
 """
+HTML_CSS = _CSS
+"""The report stylesheet, for pages that embed :func:`render_html_fragment` output."""
 
 
 def _h(text: str) -> str:
@@ -543,6 +545,16 @@ def _html_url(url: str) -> str:
     if href is None:
         return f'<span class="url">{_h(url)}</span>'
     return f'<a href="{_h(href)}" rel="noopener noreferrer nofollow">{_h(url)}</a>'
+
+
+def html_escape(text: str) -> str:
+    """Archived text as inert HTML: markup escaped, control and bidi characters shown."""
+    return _h(text)
+
+
+def html_link(url: str) -> str:
+    """A link for an http(s) URL; any other scheme (javascript:, data:) as plain text."""
+    return _html_url(url)
 
 
 def _html_segments(segments: Iterable[Segment]) -> str:
@@ -562,19 +574,9 @@ def _html_segments(segments: Iterable[Segment]) -> str:
 def render_html(change: Change, *, tz: str = "UTC") -> str:
     """A self-contained page: inline CSS, no scripts, nothing fetched from anywhere."""
     view = _view(change, tz)
-    verdict_class = view.verdict if view.verdict in {v.value for v in Verdict} else "unknown"
-    meta = [("URL", _html_url(view.url))]
-    if view.title_before is not None:
-        meta.insert(0, ("Previously titled", _h(view.title_before)))
-    meta += [
-        ("Captured before", _h(view.captured_before)),
-        ("Captured after", _h(view.captured_after)),
-        ("Verdict", f'<span class="verdict verdict-{verdict_class}">{_h(view.verdict)}</span>'),
-        ("Summary", _h(view.summary)),
-    ]
     body = [
         f"<header><h1>{_h(view.title) or 'Untitled'}</h1><dl>",
-        *(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in meta),
+        *_html_meta(view),
         "</dl></header>",
         '<section class="changes"><h2>Changes</h2>',
         _html_items(view.items),
@@ -593,13 +595,53 @@ def render_html(change: Change, *, tz: str = "UTC") -> str:
     )
 
 
-def _html_items(items: Sequence[_ItemView]) -> str:
+def render_html_fragment(change: Change, *, tz: str = "UTC", heading_level: int = 4) -> str:
+    """The body of :func:`render_html` without the page around it, for embedding.
+
+    Pages that embed several changes (the report site's article pages) put
+    :data:`HTML_CSS` in their own ``<style>`` once and nest the item headings
+    at ``heading_level`` under their own headings. Escaping is the same as the
+    full page's: archived text never becomes markup.
+    """
+    view = _view(change, tz)
+    level = min(max(heading_level, 1), 6)
+    return "\n".join(
+        [
+            '<div class="change-report"><dl>',
+            *_html_meta(view),
+            "</dl>",
+            '<section class="changes">',
+            _html_items(view.items, level),
+            "</section>",
+            _html_noise(view),
+            "</div>",
+        ]
+    )
+
+
+def _html_meta(view: _ReportView) -> list[str]:
+    """The facts about a change as ``<dt>/<dd>`` pairs (values escaped here)."""
+    verdict_class = view.verdict if view.verdict in {v.value for v in Verdict} else "unknown"
+    meta = [("URL", _html_url(view.url))]
+    if view.title_before is not None:
+        meta.insert(0, ("Previously titled", _h(view.title_before)))
+    meta += [
+        ("Captured before", _h(view.captured_before)),
+        ("Captured after", _h(view.captured_after)),
+        ("Verdict", f'<span class="verdict verdict-{verdict_class}">{_h(view.verdict)}</span>'),
+        ("Summary", _h(view.summary)),
+    ]
+    return [f"<dt>{name}</dt><dd>{value}</dd>" for name, value in meta]
+
+
+def _html_items(items: Sequence[_ItemView], heading_level: int = 3) -> str:
     if not items:
         return "<p>No significant changes.</p>"
+    h = f"h{heading_level}"
     out = ['<ol class="items">']
     for item in items:
         location = f' <span class="loc">{_h(item.location)}</span>' if item.location else ""
-        out.append(f'<li class="item"><h3>{_h(item.title)}{location}</h3>')
+        out.append(f'<li class="item"><{h}>{_h(item.title)}{location}</{h}>')
         if item.detail:
             out.append(f'<p class="detail">{_h(item.detail)}</p>')
         out += [_html_line(line) for line in item.lines]

@@ -486,6 +486,44 @@ class Repository:
         with self._session() as s:
             return [_change(row, url) for row, url in s.execute(stmt)]
 
+    # -- read-only queries for the report site -------------------------------
+
+    def recent_changes(
+        self, *, verdict: ChangeVerdict | str | None = None, limit: int = 100
+    ) -> list[ChangeRecord]:
+        """The newest ``limit`` changes over all watches (optionally of one verdict),
+        newest first: one query, so a site update costs the same for 10 or 10,000
+        watches."""
+        conditions: list[ColumnElement[bool]] = []
+        if verdict is not None:
+            conditions.append(ChangeRow.verdict == ChangeVerdict(verdict).value)
+        stmt = (
+            select(ChangeRow, Watch.url)
+            .join(Watch, Watch.id == ChangeRow.watch_id)
+            .where(*conditions)
+            .order_by(ChangeRow.created_at.desc(), ChangeRow.id.desc())
+            .limit(max(0, limit))
+        )
+        with self._session() as s:
+            return [_change(row, url) for row, url in s.execute(stmt)]
+
+    def latest_changes_by_watch(
+        self, *, verdict: ChangeVerdict | str | None = None
+    ) -> dict[int, ChangeRecord]:
+        """Each watch's newest change (optionally of one verdict), by watch id;
+        watches without one are absent."""
+        conditions: list[ColumnElement[bool]] = []
+        if verdict is not None:
+            conditions.append(ChangeRow.verdict == ChangeVerdict(verdict).value)
+        newest = select(func.max(ChangeRow.id)).where(*conditions).group_by(ChangeRow.watch_id)
+        stmt = (
+            select(ChangeRow, Watch.url)
+            .join(Watch, Watch.id == ChangeRow.watch_id)
+            .where(ChangeRow.id.in_(newest))
+        )
+        with self._session() as s:
+            return {row.watch_id: _change(row, url) for row, url in s.execute(stmt)}
+
 
 class Transaction(Repository):
     """The repository bound to one open transaction (see :meth:`Store.transaction`)."""
