@@ -126,12 +126,8 @@ class Bench:
     def stored_bytes(self) -> int:
         with self.store.engine.connect() as conn:
             conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
-        db = Path(self.settings.database_url.removeprefix("sqlite:///"))
-        files = [db, db.with_name(db.name + "-wal")]
-        on_disk = sum(f.stat().st_size for f in files if f.exists())
-        return (
-            on_disk + tree_bytes(self.settings.archive_dir) + tree_bytes(self.settings.reports_dir)
-        )
+        # the database (+ WAL), archive/, reports/ and site/: the whole data folder
+        return tree_bytes(self.settings.home)
 
     def outcomes(self, since_change: int) -> str:
         with self.store.engine.connect() as conn:
@@ -178,7 +174,8 @@ class Bench:
         self.results.append(result)
         print(
             f"  {name:<13} wall {wall:7.2f} s  cpu {cpu:7.2f} s  "
-            f"load {os.getloadavg()[0]:.1f}  {result.outcomes}",
+            f"load {os.getloadavg()[0]:.1f}  RSS {result.rss_mb:.0f} MB "
+            f"(peak {peak_rss_mb():.0f})  {result.outcomes}",
             flush=True,
         )
         return result
