@@ -7,6 +7,7 @@ the CLI's business. Anything a user can do from the shell can be scripted here.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from watcher.daemon import fetch_settings, is_locked, read_heartbeat, worker_id
 from watcher.diff import diff_snapshots
 from watcher.errors import InvalidURLError, WatcherError
 from watcher.fetch import Fetcher, validate_url
+from watcher.importer import join_capture_time
 from watcher.models import Change, Snapshot
 from watcher.pipeline import CheckResult, Pipeline
 from watcher.report import change_from_dict
@@ -207,7 +209,12 @@ def status(settings: Settings, store: Store) -> Status:
 def export_archive(
     store: Store, target: Path, url: str | None = None, since_ms: int | None = None
 ) -> int:
-    """Write every stored version as a seed-format file in the archive layout."""
+    """Write every stored version as a seed-format file in the archive layout.
+
+    Each file is the stored content with its capture time put back
+    (``importer.join_capture_time``): what the daemon captured, or the
+    imported file byte for byte (after LF line endings), front matter included.
+    """
     watches = (
         [require_watch(store, url)]
         if url
@@ -225,9 +232,11 @@ def export_archive(
                 if version.archive_path
                 else archive.version_path(watch.url, version.captured_at)
             )
-            archive.write_atomic(
-                target, relative, snapshot_mod.render(version_snapshot(store, version))
-            )
+            text = join_capture_time(store.version_text(version.id), version.captured_at)
+            path = archive.write_atomic(target, relative, text)
+            # The file's mtime is its capture time, so a re-import of a file
+            # that states no time of its own still dates it correctly.
+            os.utime(path, ns=(version.captured_at * 1_000_000,) * 2)
             written += 1
     return written
 

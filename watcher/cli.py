@@ -613,3 +613,91 @@ def site_command(ctx: click.Context, directory: Path, base_url: str, tz: str | N
     finally:
         store.close()
     click.echo(f"site in {directory}: {len(written)} files written ({directory / 'index.html'})")
+
+
+class _ImportBars:
+    """tqdm bars (stderr, with rate and ETA) for the two import passes."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: tqdm[Any] | None = None
+
+    def phase(self, name: str, total: int) -> None:
+        self.close()
+        self.bar = tqdm(total=total, desc=name, unit="file", file=sys.stderr,
+                        disable=not self.enabled or total < 50)  # fmt: skip
+
+    def advance(self, n: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+@main.command("import")
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))  # fmt: skip
+@click.option("--git", "git", is_flag=True,
+              help="PATHS are git repositories: import every committed version of every file.")  # fmt: skip
+@click.option("--path-glob", "globs", multiple=True, metavar="GLOB",
+              help="Files to import, relative to each PATH ('**' spans folders; repeatable). "
+                   "Default: **/*.md and **/*.txt.")  # fmt: skip
+@click.option("--watch", is_flag=True,
+              help="Also start watching the imported URLs (default: keep them paused).")  # fmt: skip
+@click.option("--jobs", type=click.IntRange(1, 64),
+              help="Worker processes for parsing and diffing (default: 2, or 1 on one core).")  # fmt: skip
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_context
+@fail_cleanly
+def import_command(ctx: click.Context, paths: tuple[Path, ...], git: bool,
+                   globs: tuple[str, ...], watch: bool, jobs: int | None, quiet: bool) -> None:  # fmt: skip
+    """Import seed-format archives: folder trees, or (--git) a repository's history.
+
+    Every file becomes a version of the article its URL names (URLs are
+    normalised: scheme/host case, default port, trailing slash, fragment and
+    tracking parameters such as utm_*, fbclid, spm, from=rss). Versions are
+    ordered by the capture time the file states; a file stating none is dated
+    by its modification time (or, with --git, its commit time). Consecutive
+    versions get change records as if the daemon had captured them.
+
+    Imported articles are added PAUSED: their history is kept but they are
+    not checked. --watch makes them ACTIVE, so the daemon starts checking them.
+
+    Safe to repeat or to resume after an interruption: what is already stored
+    (same URL, capture time and content) is skipped. Files that cannot be read
+    are listed at the end with their reasons; they do not stop the import and
+    do not change the exit status (0), which is 2 only for a fatal error.
+
+    \b
+    Examples:
+      watcher import ~/archives/waimei/_posts
+      watcher import --git ~/src/waimei --path-glob '_posts/**/*.md' --watch
+    """
+    from watcher import importer  # noqa: PLC0415 - this command's own module
+
+    settings = _settings(ctx)
+    store = api.open_store(settings)
+    bars = _ImportBars(enabled=not quiet)
+    try:
+        summary = importer.import_paths(
+            store, settings.archive_dir, list(paths), git=git,
+            globs=globs or importer.DEFAULT_GLOBS, watch=watch,
+            workers=jobs or importer.DEFAULT_WORKERS, progress=bars,
+        )  # fmt: skip
+    finally:
+        bars.close()
+        store.close()
+    for rejected in summary.rejected:
+        click.echo(f"rejected: {rejected.source}: {rejected.reason}", err=True)
+    click.echo(
+        f"{summary.files} files, {summary.articles} articles: {summary.versions_added} versions "
+        f"and {summary.changes_added} changes added, {summary.already_present} already present, "
+        f"{len(summary.rejected)} rejected; {summary.watches_created} new watches "
+        f"({'active' if watch else 'paused'})"
+    )
+    if summary.undated:
+        source = "commit time" if git else "file modification time"
+        click.echo(f"{summary.undated} files state no capture time: dated by their {source}")

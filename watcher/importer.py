@@ -1,0 +1,722 @@
+"""Import seed-format archives (folder trees or git history) as versions and changes.
+
+Two passes, so memory stays flat however many files there are:
+
+1. *Headers.* Every file's first :data:`HEAD_BYTES` are read to learn its
+   article (the normalised URL, :mod:`watcher.urlnorm`) and its capture time.
+   Only a small :class:`Header` per file is kept.
+2. *Articles.* One article at a time: its files are read in full, parsed and
+   diffed in capture-time order (in a pool of worker processes when there
+   are many), and the main process writes the archive files, then the
+   watch, versions and changes in ONE transaction per article. An
+   interrupted import therefore leaves whole articles or nothing, and a
+   second run skips what is already there.
+
+Ordering: by the capture time a file states (epoch line, front matter
+``date``, ``日期：`` line). A file that states none is dated, and ordered, by
+its modification time (folders) or its commit time (git); the summary counts
+these files.
+
+Idempotence key: (normalised URL, captured_at, sha256 of the content), where
+the content is the file text without its capture-time line (see
+:func:`split_capture_time`). For a file dated by its modification time the
+key is (URL, content hash) alone, because copying a folder changes mtimes.
+Re-importing adds nothing.
+
+Stored content is the file text (line endings normalised to LF, BOM
+dropped) minus the epoch line, so front matter survives and
+:func:`join_capture_time` rebuilds the imported file byte for byte on export.
+Changes are computed exactly as the daemon computes them, from the stored
+content with ``captured_at`` (``diff_snapshots`` + ``change_to_dict`` +
+revert detection), so an export re-imported elsewhere gives the same changes.
+
+Versions older than the newest version already stored for a URL cannot be
+placed in its history (``seq`` is append-only); they are reported as
+rejected with that reason.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import logging
+import multiprocessing
+import os
+import re
+import subprocess
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from multiprocessing.pool import AsyncResult, Pool
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from watcher import archive
+from watcher import snapshot as snapshot_mod
+from watcher.diff import diff_snapshots, extend
+from watcher.errors import SnapshotFormatError, StoreError, WatcherError
+from watcher.models import Change, ChangeItem, Snapshot
+from watcher.report import change_to_dict
+from watcher.store import Store, Transaction, VersionRecord, WatchState, now_ms
+from watcher.urlnorm import normalise_url
+
+log = logging.getLogger(__name__)
+
+HEAD_BYTES = 16 * 1024
+DEFAULT_GLOBS: tuple[str, ...] = ("**/*.md", "**/*.txt")
+#: Below this many files a worker pool costs more than it saves.
+POOL_THRESHOLD = 64
+DEFAULT_WORKERS = min(2, os.cpu_count() or 1)
+#: A batch (one transaction, one disk flush) ends at this many versions or articles.
+BATCH_VERSIONS = 200
+BATCH_ARTICLES = 50
+_EPOCH_LINE = re.compile(r"<!--\s*(.*?)\s*-->")  # as the reader's epoch comment
+
+
+# -- the seed text without / with its capture time ---------------------------------
+def split_capture_time(text: str) -> str:
+    """The file text minus its epoch line: the content a version is keyed by.
+
+    The epoch comment stays when the rest of the file states the capture
+    time itself (front matter ``date``) and the comment repeats it or is a
+    broken ``<!--NaN-->``, so such files export byte for byte; otherwise it
+    goes (and export writes the real time in its place).
+    """
+    lines = text.split("\n")
+    pos = _epoch_position(lines)
+    if pos is None or not (m := _EPOCH_LINE.fullmatch(lines[pos].strip())):
+        return text
+    without = "\n".join(lines[:pos] + lines[pos + 1 :])
+    raw, stated = m.group(1), _stated_time(without)
+    if stated is not None and (not raw.isdigit() or int(raw) == stated):
+        return text  # the comment adds no time (NaN) or repeats the stated one
+    return without
+
+
+def join_capture_time(content: str, captured_at: int) -> str:
+    """Inverse of :func:`split_capture_time`: the seed file of a stored version.
+
+    For daemon captures this is ``snapshot.render``; for imported files it
+    is the imported text. The epoch line goes where the reader looks for it,
+    unless the content already states this time.
+    """
+    if _stated_time(content) == captured_at:
+        return content
+    lines = content.split("\n")
+    pos = _epoch_position(lines)
+    at = len(lines) if pos is None else pos
+    return "\n".join([*lines[:at], f"<!--{captured_at}-->", *lines[at:]])
+
+
+def _epoch_position(lines: list[str]) -> int | None:
+    """First non-blank line after any front matter (where an epoch line sits)."""
+    pos = 0
+    if lines and lines[0].strip() == "---":
+        closing = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
+        if closing is None:
+            return None
+        pos = closing + 1
+    while pos < len(lines) and not lines[pos].strip():
+        pos += 1
+    return pos if pos < len(lines) else None
+
+
+def _stated_time(text: str) -> int | None:
+    try:
+        return snapshot_mod.parse(text).captured_at
+    except SnapshotFormatError:
+        return None
+
+
+def normalise_text(data: bytes, source: str) -> str:
+    """Decoded file text with LF line endings and no BOM (SnapshotFormatError if not UTF-8)."""
+    text = snapshot_mod.decode(data, source)
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def stored_snapshot(content: str, captured_at: int, source: str = "<import>") -> Snapshot:
+    """A version as the daemon sees it: its stored content read back, at its time."""
+    return replace(snapshot_mod.parse(content, source=source), captured_at=captured_at)
+
+
+# -- values passed between the passes --------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where one file version lives: a path, or a blob in a git repository."""
+
+    label: str
+    fallback_ms: int  # mtime or commit time: the date of a file that states none
+    order: int  # ties between equal times keep walk / commit order
+    path: str | None = None
+    repo: str | None = None
+    blob: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    source: Source
+    url: str  # normalised
+    captured_at: int
+    undated: bool  # time taken from Source.fallback_ms
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A file that was not imported, and why."""
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Base:
+    """The newest stored version of an article, which new versions diff against."""
+
+    content: str
+    captured_at: int
+    page_metadata: dict[str, Any]
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Task:
+    url: str
+    sources: tuple[Source, ...]
+    known: frozenset[tuple[int, str]]
+    known_shas: frozenset[str]
+    base: _Base | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """One new version, parsed and diffed against its predecessor in a worker."""
+
+    source: str
+    captured_at: int
+    content: str
+    sha: str
+    title: str
+    url: str
+    change: Change | None
+
+
+@dataclass(frozen=True, slots=True)
+class _ArticleResult:
+    url: str
+    versions: tuple[_Prepared, ...]
+    rejected: tuple[Rejected, ...]
+    skipped: int
+
+
+@dataclass
+class ImportSummary:
+    """What an import did; the CLI prints it."""
+
+    files: int = 0
+    articles: int = 0
+    versions_added: int = 0
+    changes_added: int = 0
+    already_present: int = 0
+    watches_created: int = 0
+    undated: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+class Progress(Protocol):
+    """Progress reporting for the two passes (the CLI draws tqdm bars)."""
+
+    def phase(self, name: str, total: int) -> None: ...
+
+    def advance(self, n: int = 1) -> None: ...
+
+
+# -- finding files ----------------------------------------------------------------
+def glob_regex(patterns: Sequence[str]) -> re.Pattern[str]:
+    """Match repository-relative POSIX paths against globs (``**`` spans folders)."""
+    parts = []
+    for pattern in patterns:
+        out, i = [], 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                out.append("(?:.*/)?")
+                i += 3
+            elif pattern.startswith("**", i):
+                out.append(".*")
+                i += 2
+            elif pattern[i] == "*":
+                out.append("[^/]*")
+                i += 1
+            elif pattern[i] == "?":
+                out.append("[^/]")
+                i += 1
+            else:
+                out.append(re.escape(pattern[i]))
+                i += 1
+        parts.append("".join(out))
+    return re.compile("(?:" + "|".join(parts) + r")\Z")
+
+
+def folder_sources(root: Path, globs: Sequence[str] = DEFAULT_GLOBS) -> Iterator[Source]:
+    """Matching files under ``root`` in sorted order; hidden folders (.git) skipped."""
+    matcher = glob_regex(globs)
+    if root.is_file():
+        yield Source(str(root), root.stat().st_mtime_ns // 1_000_000, 0, path=str(root))
+        return
+    order = 0
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        base = Path(folder)
+        for name in sorted(files):
+            path = base / name
+            relative = path.relative_to(root).as_posix()
+            if name.startswith(".") or not matcher.match(relative):
+                continue
+            try:
+                mtime = path.stat().st_mtime_ns // 1_000_000
+            except OSError:
+                mtime = 0  # read() reports the problem
+            yield Source(str(path), mtime, order, path=str(path))
+            order += 1
+
+
+def git_sources(repo: Path, globs: Sequence[str] = DEFAULT_GLOBS) -> Iterator[Source]:
+    """Every committed version of every matching file, oldest commit first.
+
+    ``git log --raw`` lists the blob each commit wrote; a blob seen before
+    (a rename, a re-commit of the same bytes) is the same capture and is
+    listed once, at its first commit.
+    """
+    matcher = glob_regex(globs)
+    command = ["git", "-C", str(repo), "log", "-z", "--reverse", "--raw", "--no-renames",
+               "--no-abbrev", "--format=%x01%H %ct", "--", *(f":(glob){g}" for g in globs)]  # fmt: skip
+    try:
+        proc = subprocess.run(command, capture_output=True, check=False)
+    except OSError as exc:
+        raise WatcherError(f"cannot run git: {exc.strerror}") from exc
+    if proc.returncode != 0:
+        detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise WatcherError(
+            f"{repo}: not a readable git repository ({detail[-1] if detail else ''})"
+        )
+    seen: set[str] = set()
+    commit, when, order = "", 0, 0
+    tokens = proc.stdout.split(b"\0")
+    i = 0
+    while i < len(tokens):
+        token = tokens[i].lstrip(b"\n")
+        i += 1
+        if token.startswith(b"\x01"):
+            sha, _, stamp = token[1:].decode().partition(" ")
+            commit, when = sha, int(stamp) * 1000
+        elif token.startswith(b":") and i < len(tokens):
+            path = tokens[i].decode("utf-8", "surrogateescape")
+            i += 1
+            meta = token[1:].decode().split()
+            mode, blob, status = meta[1], meta[3], meta[4]
+            if status not in ("A", "M", "T") or not mode.startswith("100") or blob in seen:
+                continue
+            if not matcher.match(path):
+                continue
+            seen.add(blob)
+            label = f"{repo}@{commit[:10]}:{path}"
+            yield Source(label, when, order, repo=str(repo), blob=blob)
+            order += 1
+
+
+# -- reading (in worker processes or in-process) -----------------------------------
+class _GitReader:
+    """One ``git cat-file --batch`` per repository and process: fast blob reads."""
+
+    def __init__(self, repo: str) -> None:
+        self.proc = subprocess.Popen(
+            ["git", "-C", repo, "cat-file", "--batch"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+
+    def read(self, blob: str) -> bytes:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(blob.encode() + b"\n")
+        self.proc.stdin.flush()
+        header = self.proc.stdout.readline().split()
+        if len(header) != 3:
+            raise OSError(f"git cat-file: {b' '.join(header).decode()}")
+        data = self.proc.stdout.read(int(header[2]))
+        self.proc.stdout.read(1)
+        return data
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait()
+
+
+_readers: dict[str, _GitReader] = {}
+
+
+def _close_readers() -> None:
+    while _readers:
+        _readers.popitem()[1].close()
+
+
+atexit.register(_close_readers)
+
+
+def _read(source: Source, limit: int | None = None) -> tuple[bytes, bool]:
+    """The file's bytes (at most ``limit``) and whether they are all of it."""
+    try:
+        if source.path is not None:
+            with open(source.path, "rb") as handle:
+                data = handle.read(limit if limit is not None else -1)
+            return data, limit is None or len(data) < limit
+        assert source.repo is not None and source.blob is not None
+        reader = _readers.get(source.repo) or _readers.setdefault(
+            source.repo, _GitReader(source.repo)
+        )
+        return reader.read(source.blob), True
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise SnapshotFormatError(source.label, f"cannot read file: {reason}") from exc
+
+
+def read_header(source: Source) -> Header | Rejected:
+    """Pass 1: the article and time of one file, from its first bytes."""
+    try:
+        data, complete = _read(source, HEAD_BYTES)
+        snap = _parse_head(data, complete, source.label)
+        if snap is None:
+            data, _ = _read(source)
+            snap = snapshot_mod.parse(normalise_text(data, source.label), source=source.label)
+        url = normalise_url(snap.url)
+    except WatcherError as exc:
+        return Rejected(source.label, _reason(exc))
+    undated = snap.captured_at is None
+    captured = source.fallback_ms if snap.captured_at is None else snap.captured_at
+    return Header(source, url, captured, undated)
+
+
+def _parse_head(data: bytes, complete: bool, label: str) -> Snapshot | None:
+    """Parse a file's first bytes; None when the cut may have hidden the header."""
+    try:
+        text = normalise_text(data, label)
+    except SnapshotFormatError:
+        if complete:
+            raise
+        return None  # maybe a character cut in two: read the whole file
+    try:
+        return snapshot_mod.parse(text, source=label)
+    except SnapshotFormatError:
+        if complete:
+            raise
+        return None
+
+
+def prepare_article(task: _Task) -> _ArticleResult:
+    """Pass 2 for one article: read, parse and diff each new version in order."""
+    previous = stored_snapshot(task.base.content, task.base.captured_at) if task.base else None
+    previous_meta = task.base.page_metadata if task.base else {}
+    known, known_shas = set(task.known), set(task.known_shas)
+    versions: list[_Prepared] = []
+    rejected: list[Rejected] = []
+    skipped = 0
+    for source in task.sources:
+        try:
+            data, _ = _read(source)
+            text = normalise_text(data, source.label)
+            snap = snapshot_mod.parse(text, source=source.label)
+            content = split_capture_time(text)
+            undated = snap.captured_at is None
+            captured = source.fallback_ms if snap.captured_at is None else snap.captured_at
+            sha = hashlib.sha256(content.encode("utf-8")).hexdigest()
+            if (captured, sha) in known or (undated and sha in known_shas):
+                skipped += 1
+                continue
+            if task.base is not None and captured < task.base.captured_at:
+                rejected.append(_too_old(source.label, task.url, task.base.seq))
+                continue
+            current = stored_snapshot(content, captured, source.label)
+            change = None
+            if previous is not None:
+                change = diff_snapshots(
+                    previous, current, old_metadata=previous_meta, new_metadata={}
+                )
+        except WatcherError as exc:
+            rejected.append(Rejected(source.label, _reason(exc)))
+            continue
+        except Exception as exc:  # a parser bug must not stop the import: report it
+            log.exception("cannot import %s", source.label)
+            rejected.append(Rejected(source.label, f"internal error: {exc!r}"))
+            continue
+        known.add((captured, sha))
+        known_shas.add(sha)
+        versions.append(
+            _Prepared(source.label, captured, content, sha, snap.title, snap.url, change)
+        )
+        previous, previous_meta = current, {}
+    return _ArticleResult(task.url, tuple(versions), tuple(rejected), skipped)
+
+
+def _reason(exc: WatcherError) -> str:
+    if isinstance(exc, SnapshotFormatError):
+        return exc.reason if exc.line is None else f"line {exc.line}: {exc.reason}"
+    return str(exc)
+
+
+# -- the import -------------------------------------------------------------------
+@dataclass
+class Importer:
+    """Import sources into ``store`` and the archive under ``archive_dir``.
+
+    New watches are PAUSED (history kept, never checked) unless ``watch``,
+    which also resumes paused watches among the imported URLs.
+    """
+
+    store: Store
+    archive_dir: Path
+    watch: bool = False
+    workers: int = 2
+    progress: Progress | None = None
+    clock: Callable[[], int] = now_ms
+    batch_versions: int = BATCH_VERSIONS
+    batch_articles: int = BATCH_ARTICLES
+    summary: ImportSummary = field(default_factory=ImportSummary)
+    _batch: list[tuple[_Task, _ArticleResult]] = field(default_factory=list, init=False)
+    _batch_versions: int = field(default=0, init=False)
+
+    def run(self, sources: Iterable[Source]) -> ImportSummary:
+        source_list = list(sources)
+        self.summary.files = len(source_list)
+        use_pool = self.workers > 1 and len(source_list) >= POOL_THRESHOLD
+        pool = _pool(self.workers) if use_pool else None
+        try:
+            articles = self._headers(source_list, pool)
+            self.summary.articles = len(articles)
+            self._articles(articles, pool)
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+            _close_readers()
+        return self.summary
+
+    # pass 1
+    def _headers(self, sources: list[Source], pool: Pool | None) -> dict[str, list[Header]]:
+        self._phase("reading headers", len(sources))
+        results = (
+            pool.imap(read_header, sources, chunksize=32) if pool else map(read_header, sources)
+        )
+        articles: dict[str, list[Header]] = {}
+        for result in results:
+            if isinstance(result, Rejected):
+                self.summary.rejected.append(result)
+            else:
+                self.summary.undated += result.undated
+                articles.setdefault(result.url, []).append(result)
+            self._advance(1)
+        return articles
+
+    # pass 2
+    def _articles(self, articles: dict[str, list[Header]], pool: Pool | None) -> None:
+        self._phase("importing", sum(len(h) for h in articles.values()))
+        window: deque[tuple[_Task, AsyncResult[_ArticleResult]]] = deque()
+        limit = 2 * self.workers + 2
+        for url, headers in articles.items():
+            task = self._task(url, headers)
+            if pool is None:
+                self._store(task, prepare_article(task))
+                continue
+            window.append((task, pool.apply_async(prepare_article, (task,))))
+            while len(window) >= limit:
+                done, result = window.popleft()
+                self._store(done, result.get())
+        while window:
+            done, result = window.popleft()
+            self._store(done, result.get())
+        self._flush()
+
+    def _task(self, url: str, headers: list[Header]) -> _Task:
+        """What a worker needs: the files in order, and what is already stored."""
+        headers.sort(key=lambda h: (h.captured_at, h.source.order))
+        sources = tuple(h.source for h in headers)
+        watch = self.store.get_watch(url)
+        stored = self.store.versions(watch.id) if watch is not None else []
+        if not stored:
+            return _Task(url, sources, frozenset(), frozenset(), None)
+        latest = stored[-1]
+        known = frozenset((v.captured_at, v.content_sha256) for v in stored)
+        shas = frozenset(v.content_sha256 for v in stored)
+        text = self.store.version_text(latest.id)
+        base = _Base(text, latest.captured_at, latest.page_metadata, latest.seq)
+        return _Task(url, sources, known, shas, base)
+
+    def _store(self, task: _Task, result: _ArticleResult) -> None:
+        self.summary.rejected.extend(result.rejected)
+        self.summary.already_present += result.skipped
+        self._batch.append((task, result))
+        self._batch_versions += len(result.versions)
+        if self._batch_versions >= self.batch_versions or len(self._batch) >= self.batch_articles:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Files first (flushed to disk once per batch, not per file: that made
+        fsync the bottleneck), then one transaction for the batch's articles."""
+        batch, self._batch, self._batch_versions = self._batch, [], 0
+        written = [(task, result, _archive_paths(task, result)) for task, result in batch
+                   if result.versions]  # fmt: skip
+        for _, result, paths in written:
+            for version, relative in zip(result.versions, paths, strict=True):
+                text = join_capture_time(version.content, version.captured_at)
+                _write_file(self.archive_dir / relative, text)
+        if written:
+            os.sync()
+            with self.store.transaction() as tx:
+                for task, result, paths in written:
+                    self._write_article(tx, task, result, paths)
+        for task, result in batch:
+            if not result.versions:
+                self._set_state(task.url)
+        self._advance(sum(len(task.sources) for task, _ in batch))
+
+    def _write_article(
+        self, tx: Transaction, task: _Task, result: _ArticleResult, paths: list[Path]
+    ) -> None:
+        watch, created = tx.add_watch(
+            task.url, site=urlsplit(task.url).hostname or "", now_ms=self.clock()
+        )
+        self.summary.watches_created += created
+        if created and not self.watch:
+            tx.set_state(task.url, WatchState.PAUSED)
+        elif self.watch and watch.state == WatchState.PAUSED:
+            tx.set_state(task.url, WatchState.ACTIVE)
+        stored = [] if created else tx.versions(watch.id)
+        by_sha = {v.content_sha256: v for v in stored}
+        previous = stored[-1] if stored else None
+        for prepared, relative in zip(result.versions, paths, strict=True):
+            version = tx.add_version(
+                watch.id,
+                captured_at=prepared.captured_at,
+                content_sha256=prepared.sha,
+                content_text=prepared.content,
+                http_status=None,
+                final_url=prepared.url,
+                title=prepared.title,
+                archive_path=relative.as_posix(),
+            )
+            self.summary.versions_added += 1
+            if previous is not None and prepared.change is not None:
+                self._add_change(tx, prepared, previous, version, by_sha.get(prepared.sha))
+            by_sha[prepared.sha] = version
+            previous = version
+
+    def _add_change(
+        self,
+        tx: Transaction,
+        prepared: _Prepared,
+        previous: VersionRecord,
+        version: VersionRecord,
+        same_content: VersionRecord | None,
+    ) -> None:
+        """Store the change into ``version``, marking a return to older content
+        as the pipeline does."""
+        assert prepared.change is not None
+        change = prepared.change
+        reverted = same_content if same_content and same_content.id != previous.id else None
+        if reverted is not None:
+            detail = f"content is again that of version {reverted.seq}"
+            item = ChangeItem("reverted", True, "article", detail=detail, after=reverted.seq)
+            change = extend(change, [item])
+        tx.add_change(
+            version.watch_id,
+            previous.id,
+            version.id,
+            verdict=change.verdict.value,
+            kinds=change.kinds,
+            summary=change.summary,
+            record=change_to_dict(change),
+            reverted_to_version_id=reverted.id if reverted else None,
+            created_at=prepared.captured_at,
+        )
+        self.summary.changes_added += 1
+
+    def _set_state(self, url: str) -> None:
+        """``--watch`` on an article already fully imported still starts watching it."""
+        if not self.watch:
+            return
+        watch = self.store.get_watch(url)
+        if watch is not None and watch.state == WatchState.PAUSED:
+            self.store.set_state(url, WatchState.ACTIVE)
+
+    def _phase(self, name: str, total: int) -> None:
+        if self.progress is not None:
+            self.progress.phase(name, total)
+
+    def _advance(self, n: int) -> None:
+        if self.progress is not None and n:
+            self.progress.advance(n)
+
+
+def _too_old(label: str, url: str, seq: int) -> Rejected:
+    return Rejected(
+        label,
+        f"captured before the newest stored version of {url} (version {seq}); "
+        "history is appended in time order",
+    )
+
+
+def _archive_paths(task: _Task, result: _ArticleResult) -> list[Path]:
+    """The archive layout's path of each new version. Archives may hold two
+    captures stamped with the same millisecond, which the daemon never makes:
+    the second gets ``….v2.md``, which sorts after the first."""
+    taken = Counter(captured for captured, _ in task.known)
+    paths = []
+    for version in result.versions:
+        path = archive.version_path(task.url, version.captured_at)
+        if n := taken[version.captured_at]:
+            path = path.with_name(f"{path.name.removesuffix('.md')}.v{n + 1}.md")
+        taken[version.captured_at] += 1
+        paths.append(path)
+    return paths
+
+
+def _write_file(target: Path, text: str) -> None:
+    """Temporary file + rename, like ``archive.write_atomic`` but without the
+    per-file fsync (the caller syncs once per batch)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+        tmp.write_text(text, encoding="utf-8", newline="\n")
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise StoreError(f"cannot write {target}: {exc.strerror or exc}") from exc
+
+
+def _pool(workers: int) -> Pool:
+    """Worker processes that never touch the database (forkserver: no inherited
+    connections)."""
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    return multiprocessing.get_context(method).Pool(workers)
+
+
+def import_paths(
+    store: Store,
+    archive_dir: Path,
+    paths: Sequence[Path],
+    *,
+    git: bool = False,
+    globs: Sequence[str] = DEFAULT_GLOBS,
+    watch: bool = False,
+    workers: int = 2,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Import folder trees (or, with ``git``, repositories' histories)."""
+    for path in paths:
+        if not path.exists():
+            raise WatcherError(f"{path}: no such file or folder")
+    sources: list[Source] = []
+    for path in paths:
+        found = git_sources(path, globs) if git else folder_sources(path, globs)
+        offset = len(sources)
+        sources.extend(replace(s, order=s.order + offset) for s in found)
+    importer = Importer(store, archive_dir, watch=watch, workers=workers, progress=progress)
+    return importer.run(sources)
