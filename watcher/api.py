@@ -18,7 +18,7 @@ from watcher import snapshot as snapshot_mod
 from watcher.daemon import fetch_settings, is_locked, read_heartbeat, worker_id
 from watcher.diff import diff_snapshots
 from watcher.errors import InvalidURLError, WatcherError
-from watcher.fetch import Fetcher, validate_url
+from watcher.fetch import Fetcher
 from watcher.importer import join_capture_time
 from watcher.models import Change, Snapshot
 from watcher.pipeline import CheckResult, Pipeline
@@ -35,6 +35,7 @@ from watcher.store import (
     now_ms,
     upgrade,
 )
+from watcher.urlnorm import normalise_url
 
 HOUR_MS = 3_600_000
 
@@ -67,7 +68,7 @@ def add_watches(
     out: list[Added] = []
     for raw in urls:
         try:
-            url = validate_url(raw.strip())
+            url = normalise_url(raw.strip())
         except InvalidURLError as exc:
             out.append(Added(raw, False, str(exc)))
             continue
@@ -96,8 +97,9 @@ def require_watch(store: Store, url: str) -> WatchRecord:
 
 
 def _normalise(url: str) -> str:
+    """The same identity ``add`` and ``import`` give a URL (tracking parameters dropped)."""
     try:
-        return validate_url(url)
+        return normalise_url(url)
     except InvalidURLError:
         return url
 

@@ -51,15 +51,20 @@ def diff_snapshots(
     *,
     old_metadata: dict[str, Any] | None = None,
     new_metadata: dict[str, Any] | None = None,
+    old_article: Article | None = None,
+    new_article: Article | None = None,
 ) -> Change:
     """Parse both snapshots and compare them, noticing markup-only changes.
+
+    Callers walking a chain of versions pass the articles they already parsed
+    (``old_article``/``new_article``), so each version is parsed once.
 
     Archives in the seed format may carry front matter: its ``date`` is a
     header time like the epoch line, its other fields are archive metadata.
     """
     change = diff_articles(
-        parse_article(old),
-        parse_article(new),
+        old_article or parse_article(old),
+        new_article or parse_article(new),
         old_body=_raw_content(old),
         new_body=_raw_content(new),
         old_metadata=old_metadata,
@@ -405,8 +410,8 @@ def _links(block: Block) -> list[dict[str, str]]:
 # -- metadata -------------------------------------------------------------------
 def metadata_items(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[ChangeItem]:
     """Page metadata outside the body (og:title, JSON-LD dateModified, ...)."""
-    if before is None or after is None or before == after:
-        return []
+    if not before or not after or before == after:
+        return []  # empty = unknown (e.g. imported from an archive), not "all removed"
     items: list[ChangeItem] = []
     for path in sorted(_changed_paths(DeepDiff(before, after))):
         field = path.split("'")[1] if "'" in path else path

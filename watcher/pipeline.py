@@ -140,7 +140,7 @@ class Pipeline:
 
     def _new_version(self, capture: _Capture, latest: VersionRecord | None) -> CheckResult:
         watch, fetched, now, snap = capture.watch, capture.fetched, capture.now, capture.snap
-        change = self._change(capture, latest)
+        change, reverted = self._change(capture, latest)
         relative = archive.version_path(snap.url, now)
         archive.write_atomic(self.settings.archive_dir, relative, snapshot_mod.render(snap))
         outcome = (
@@ -160,7 +160,6 @@ class Pipeline:
             )
             change_id = None
             if change is not None and latest is not None:
-                reverted = self._reverted_to(watch, capture.sha, latest)
                 change_id = tx.add_change(
                     watch.id,
                     latest.id,
@@ -186,9 +185,13 @@ class Pipeline:
             watch.url, outcome, fetched.status, fetched.duration_ms, version.seq, change
         )
 
-    def _change(self, capture: _Capture, latest: VersionRecord | None) -> Change | None:
+    def _change(
+        self, capture: _Capture, latest: VersionRecord | None
+    ) -> tuple[Change | None, VersionRecord | None]:
+        """The change from the latest version, and the older version this one
+        reverts to, if any (looked up before the write transaction opens)."""
         if latest is None:
-            return None
+            return None, None
         watch, fetched = capture.watch, capture.fetched
         previous = replace(
             snapshot_mod.parse(self.store.version_text(latest.id), source=f"version {latest.id}"),
@@ -222,7 +225,7 @@ class Pipeline:
                     detail=_redirect_kind(watch.url, fetched.final_url),
                 )
             )
-        return extend(change, extra) if extra else change
+        return (extend(change, extra) if extra else change), reverted
 
     def _reverted_to(
         self, watch: WatchRecord, sha: str, latest: VersionRecord
