@@ -54,6 +54,7 @@ from urllib.parse import urlsplit
 
 from watcher import archive
 from watcher import snapshot as snapshot_mod
+from watcher.article import parse_article
 from watcher.diff import diff_snapshots, extend
 from watcher.errors import SnapshotFormatError, StoreError, WatcherError
 from watcher.models import Change, ChangeItem, Snapshot
@@ -415,6 +416,7 @@ def _parse_head(data: bytes, complete: bool, label: str) -> Snapshot | None:
 def prepare_article(task: _Task) -> _ArticleResult:
     """Pass 2 for one article: read, parse and diff each new version in order."""
     previous = stored_snapshot(task.base.content, task.base.captured_at) if task.base else None
+    previous_article = parse_article(previous) if previous is not None else None
     previous_meta = task.base.page_metadata if task.base else {}
     known, known_shas = set(task.known), set(task.known_shas)
     versions: list[_Prepared] = []
@@ -436,10 +438,16 @@ def prepare_article(task: _Task) -> _ArticleResult:
                 rejected.append(_too_old(source.label, task.url, task.base.seq))
                 continue
             current = stored_snapshot(content, captured, source.label)
+            current_article = parse_article(current)  # parsed once, reused as the next "old"
             change = None
             if previous is not None:
                 change = diff_snapshots(
-                    previous, current, old_metadata=previous_meta, new_metadata={}
+                    previous,
+                    current,
+                    old_metadata=previous_meta,
+                    new_metadata={},
+                    old_article=previous_article,
+                    new_article=current_article,
                 )
         except WatcherError as exc:
             rejected.append(Rejected(source.label, _reason(exc)))
@@ -453,7 +461,7 @@ def prepare_article(task: _Task) -> _ArticleResult:
         versions.append(
             _Prepared(source.label, captured, content, sha, snap.title, snap.url, change)
         )
-        previous, previous_meta = current, {}
+        previous, previous_article, previous_meta = current, current_article, {}
     return _ArticleResult(task.url, tuple(versions), tuple(rejected), skipped)
 
 
