@@ -6,7 +6,8 @@ Fetcher check every watch once per pass, on SQLite in a temporary data
 folder; a simulated clock moves 7 minutes between passes and every watch is
 made due by resetting ``next_check_at``. Scenarios, in this order:
 
-  floor        bare httpx.AsyncClient GET loop over the same N URLs, same concurrency
+  floor        bare httpx.AsyncClient GET loop over the same N URLs, same concurrency,
+               in its own process (its RSS column is its own peak)
   new          first pass: every page is new
   unchanged    same bytes, no 304s (raw-body hash), repeated --passes times
   unchanged304 same bytes, server answers If-None-Match with 304
@@ -31,6 +32,7 @@ import asyncio
 import cProfile
 import io
 import json
+import multiprocessing
 import os
 import pstats
 import subprocess
@@ -40,6 +42,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -181,22 +184,24 @@ class Bench:
         return result
 
     async def floor(self) -> Pass:
-        conc = self.settings.max_connections
-        limits = httpx.Limits(max_connections=conc)
-        headers = {"User-Agent": self.settings.user_agent}
-
-        async def work() -> None:
-            async with httpx.AsyncClient(limits=limits, headers=headers, timeout=60) as client:
-                pending = iter(self.urls)
-
-                async def worker() -> None:
-                    for url in pending:
-                        response = await client.get(url)
-                        response.raise_for_status()
-
-                await asyncio.gather(*(worker() for _ in range(conc)))
-
-        return await self.measure("floor", work, daemon=False)
+        """The bare httpx loop, run in a fresh process so that its memory and
+        CPU are not mixed into the daemon's; its RSS column is its own peak."""
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        args = (self.urls, self.settings.max_connections, self.settings.user_agent, child)
+        process = ctx.Process(target=floor_loop, args=args)
+        server0 = self.control()["cpu"]
+        process.start()
+        wall, cpu, rss = parent.recv()
+        process.join()
+        result = Pass("floor", self.n, wall, cpu, self.control()["cpu"] - server0, rss)
+        self.results.append(result)
+        print(
+            f"  {'floor':<13} wall {wall:7.2f} s  cpu {cpu:7.2f} s  "
+            f"load {os.getloadavg()[0]:.1f}  (own process, peak RSS {rss:.0f} MB)",
+            flush=True,
+        )
+        return result
 
     async def daemon_pass(
         self, name: str, fetcher: Fetcher, profile: bool = False, **site: object
@@ -282,6 +287,28 @@ class Bench:
         if "edit10" in by_name:
             edit = by_name["edit10"]
             print(f"edit10 pass: bytes stored per edited page: {edit.stored / (self.n / 10):.0f}")
+
+
+def floor_loop(urls: list[str], conc: int, user_agent: str, conn: Connection) -> None:
+    """Child process: GET every URL with ``conc`` workers on one AsyncClient."""
+    limits = httpx.Limits(max_connections=conc)
+
+    async def work() -> None:
+        async with httpx.AsyncClient(
+            limits=limits, headers={"User-Agent": user_agent}, timeout=60
+        ) as client:
+            pending = iter(urls)
+
+            async def worker() -> None:
+                for url in pending:
+                    response = await client.get(url)
+                    response.raise_for_status()
+
+            await asyncio.gather(*(worker() for _ in range(conc)))
+
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    asyncio.run(work())
+    conn.send((time.perf_counter() - wall0, time.process_time() - cpu0, peak_rss_mb()))
 
 
 def print_profile(name: str, profiler: cProfile.Profile) -> None:
