@@ -124,7 +124,9 @@ def check_now(
                     on_done(result)
                 return result
 
-            return list(await asyncio.gather(*(one(w) for w in watches)))
+            results = list(await asyncio.gather(*(one(w) for w in watches)))
+            pipeline.flush_site()
+            return results
 
     return asyncio.run(run())
 

@@ -153,5 +153,6 @@ async def _serve(settings: Settings, store: Store) -> None:
         finally:
             scheduler.shutdown(wait=False)
             await dispatcher.drain(settings.grace)
+            await dispatcher.flush_site()
             with suppress(OSError):
                 (settings.home / HEARTBEAT_NAME).unlink()

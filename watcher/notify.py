@@ -6,15 +6,21 @@ Layout (relative to ``$WATCHER_HOME/reports``), mirroring the archive::
     <host>/<article-slug>-<hash8>/v<seq>.md  and  v<seq>.html
 
 ``seq`` is the number of the new version (or, for "gone", the last one).
-Then the site in ``$WATCHER_HOME/site`` is brought up to date for this one
-change (:func:`watcher.site.update_site`: the article's page, the index, and
-for a significant change the recent page and the feed), so opening the folder
-shows the latest state without running a command.
+Then the site in ``$WATCHER_HOME/site`` is brought up to date
+(:func:`watcher.site.update_site`: the changed articles' pages, the index,
+and after a significant change the recent page and the feed), so opening the
+folder shows the latest state without running a command.
+
+The daemon writes each change's reports at once but batches the site:
+:class:`SiteUpdates` collects the changed watches and rewrites the shared
+pages once per flush, because the index lists every watch and rewriting it
+per change would make a busy pass quadratic in the number of watches.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 from watcher import archive, site
@@ -32,22 +38,66 @@ def report_paths(url: str, seq: int) -> tuple[Path, Path]:
     return folder / f"v{seq}.md", folder / f"v{seq}.html"
 
 
-def write_reports(
-    settings: Settings, url: str, seq: int, change: Change, *, store: Repository | None = None
-) -> list[Path]:
-    """Write the change's Markdown and HTML reports, then update the site.
-
-    Returns every file written. A failing report write raises (the change then
-    stays unreported, to be repeated); a failing site update is only logged,
-    since the next change or ``watcher site`` rewrites the same pages.
-    """
+def write_change_reports(settings: Settings, url: str, seq: int, change: Change) -> list[Path]:
+    """Write the change's Markdown and HTML reports; a failing write raises (the
+    change then stays unreported, to be repeated)."""
     md, html = report_paths(url, seq)
     root = settings.reports_dir
-    written = [
+    return [
         archive.write_atomic(root, md, render_markdown(change, tz=settings.timezone)),
         archive.write_atomic(root, html, render_html(change, tz=settings.timezone)),
     ]
-    return written + update_site(settings, url, change, store=store)
+
+
+def write_reports(
+    settings: Settings, url: str, seq: int, change: Change, *, store: Repository | None = None
+) -> list[Path]:
+    """Write one change's reports, then update the site for it at once.
+
+    Returns every file written. A failing site update is only logged, since
+    the next change or ``watcher site`` rewrites the same pages.
+    """
+    return write_change_reports(settings, url, seq, change) + update_site(
+        settings, url, change, store=store
+    )
+
+
+class SiteUpdates:
+    """Watches whose site pages are out of date, flushed in one batch.
+
+    Thread-safe: checks run their processing in worker threads.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._watch_ids: set[int] = set()
+        self._significant = False
+
+    def mark(self, watch_id: int, significant: bool) -> None:
+        with self._lock:
+            self._watch_ids.add(watch_id)
+            self._significant = self._significant or significant
+
+    def flush(self, store: Repository) -> list[Path]:
+        """Rewrite the pending pages; [] (and a log line) on failure."""
+        with self._lock:
+            ids, significant = self._watch_ids, self._significant
+            self._watch_ids, self._significant = set(), False
+        if not ids:
+            return []
+        try:
+            return site.update_site(
+                store,
+                site.site_dir(self.settings),
+                ids,
+                significant=significant,
+                tz=self.settings.timezone,
+                now_ms=now_ms(),
+            )
+        except WatcherError as exc:
+            log.error("cannot update the report site: %s", exc)
+            return []
 
 
 def update_site(

@@ -11,6 +11,7 @@ one watch never escapes: it becomes an ``error`` check and a back-off.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -26,7 +27,7 @@ from watcher.errors import WatcherError
 from watcher.extract import extract
 from watcher.fetch import Fetcher
 from watcher.models import Change, ChangeItem, FetchResult, Snapshot, Verdict
-from watcher.notify import write_reports
+from watcher.notify import SiteUpdates, write_change_reports
 from watcher.report import change_to_dict
 from watcher.settings import Settings
 from watcher.store import (
@@ -86,6 +87,11 @@ class Pipeline:
         self.settings = settings
         self.policy = policy_for(settings)
         self.clock = clock
+        self.site_updates = SiteUpdates(settings)
+
+    def flush_site(self) -> None:
+        """Bring the report site up to date with the changes recorded so far."""
+        self.site_updates.flush(self.store)
 
     async def check(self, watch: WatchRecord) -> CheckResult:
         """Check one claimed watch and release it; never raises a WatcherError."""
@@ -103,7 +109,9 @@ class Pipeline:
         except WatcherError as exc:
             return self._failed(watch, now, _reason(exc), started)
         try:
-            result = self._handle(watch, fetched, now)
+            # Extraction, parsing and diffing are CPU work: a worker thread keeps
+            # the event loop (other fetches, their timeouts, signals) responsive.
+            result = await asyncio.to_thread(self._handle, watch, fetched, now)
         except WatcherError as exc:
             return self._failed(watch, now, _reason(exc), started, fetched)
         except Exception as exc:  # a page that trips a parser bug: log it, back off, go on
@@ -120,13 +128,15 @@ class Pipeline:
             return self._gone(watch, fetched, now)
         if fetched.status >= 400 or fetched.text is None:
             raise WatcherError(f"HTTP {fetched.status}")
-        latest = self.store.latest_version(watch.id)
+        # The raw-body hash is only stored once a version exists: byte-identical
+        # to the last fetch means unchanged, before any parsing or query.
         if (
-            latest is not None
+            fetched.body_sha256 is not None
             and watch.state != WatchState.GONE
             and fetched.body_sha256 == watch.last_body_sha256
         ):
             return self._unchanged(watch, fetched, now, CheckOutcome.UNCHANGED)
+        latest = self.store.latest_version(watch.id)
         page = extract(fetched.text, fetched.final_url)
         snap = Snapshot(
             url=page.url, title=page.title or watch.url, body=page.body_html, captured_at=now
@@ -380,11 +390,12 @@ class Pipeline:
     def _notify(self, change_id: int, change: Change, watch: WatchRecord, seq: int) -> None:
         """Store, then notify, then mark notified: a crash repeats a report."""
         try:
-            write_reports(self.settings, watch.url, seq, change)
+            write_change_reports(self.settings, watch.url, seq, change)
         except WatcherError as exc:
             log.error("cannot write reports for %s: %s", watch.url, exc)
             return
         self.store.mark_reported(change_id, self.clock())
+        self.site_updates.mark(watch.id, change.significant)
 
 
 def _gone_change(

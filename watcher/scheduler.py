@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from watcher.fetch import FetchSettings
 from watcher.pipeline import Pipeline
 from watcher.settings import Settings
 from watcher.store import Store, WatchRecord, now_ms
 
 log = logging.getLogger(__name__)
+SITE_FLUSH_S = 60  # how stale the report site in the data folder may get
 
 
 class Dispatcher:
@@ -44,11 +47,16 @@ class Dispatcher:
         # free: a claim costs three statements, and claiming one watch per
         # finished check made claim_due a top cost of a pass.
         self.batch = max(1, self.slots // 4)
-        # A lease outlives the slowest possible check (all retries timing out),
-        # so a live daemon never loses a watch to another one mid-check.
-        self.lease_ms = round(
-            (settings.timeout * (settings.retries + 1) + 60 + settings.grace) * 1000
+        # A lease outlives the slowest possible check (every attempt timing out,
+        # every back-off at its cap), times the batches a claim may queue behind
+        # the per-host limit: a live daemon never loses a watch to another one
+        # mid-check. The price: a crashed daemon's watches wait this long on
+        # PostgreSQL (a lone SQLite daemon drops stale leases when it starts).
+        worst_check_s = settings.timeout * (settings.retries + 1) + (
+            FetchSettings.backoff_max_s * settings.retries
         )
+        queued = math.ceil(self.slots / max(1, settings.per_host))
+        self.lease_ms = round((worst_check_s * queued + 60 + settings.grace) * 1000)
         self.tasks: set[asyncio.Task[object]] = set()
         self.claiming = True
 
@@ -72,18 +80,27 @@ class Dispatcher:
 
     async def _check(self, watch: WatchRecord) -> object:
         try:
-            return await self.pipeline.check(watch)
+            result: object = await self.pipeline.check(watch)
         except asyncio.CancelledError:
             raise
         except Exception:  # a bug in one check must not take the daemon down
             log.exception("check of %s failed unexpectedly", watch.url)
-            return None
+            result = None
+        # Refill the freed slots now rather than at the next poll, so throughput
+        # is bounded by max_connections, not by max_connections per poll.
+        await self.dispatch_once()
+        return result
 
     async def run_until_idle(self) -> None:
         """Check everything due now, then return (``watcher check --all``, tests, demo)."""
         while await self.dispatch_once() or self.tasks:
             if self.tasks:
-                await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(set(self.tasks), return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.to_thread(self.pipeline.flush_site)
+
+    async def flush_site(self) -> None:
+        """The periodic site update (an APScheduler job), off the event loop."""
+        await asyncio.to_thread(self.pipeline.flush_site)
 
     async def drain(self, grace_s: float) -> int:
         """Stop claiming; let in-flight checks finish within ``grace_s``, then
@@ -113,5 +130,13 @@ def build_scheduler(dispatcher: Dispatcher, settings: Settings) -> AsyncIOSchedu
         max_instances=1,
         coalesce=True,
         next_run_time=datetime.now(UTC),
+    )
+    scheduler.add_job(
+        dispatcher.flush_site,
+        "interval",
+        seconds=SITE_FLUSH_S,
+        id="site",
+        max_instances=1,
+        coalesce=True,
     )
     return scheduler

@@ -602,15 +602,16 @@ def build_site(
 def update_site(
     store: Repository,
     root: Path,
-    watch_id: int,
+    watch_ids: int | Iterable[int],
     *,
     significant: bool,
     tz: str = "UTC",
     base_url: str = "",
     now_ms: int = 0,
 ) -> list[Path]:
-    """After one change of one watch: rewrite its page and the index, and the recent
-    page and feed only when the change is significant (they list nothing else).
+    """After changes of some watches: rewrite their pages and the index once, and
+    the recent page and feed only when a change is significant (they list
+    nothing else). The daemon batches changes and calls this once per flush.
 
     Pages of other watches are written only when missing (a watch whose first
     change this is, or a site never built), so index links always resolve; a
@@ -618,10 +619,11 @@ def update_site(
     """
     if not (root / INDEX).exists():
         return build_site(store, root, tz=tz, base_url=base_url, now_ms=now_ms)
+    changed = {watch_ids} if isinstance(watch_ids, int) else set(watch_ids)
     watches = store.list_watches()
     written: list[Path | None] = []
     for summary in watches:
-        if summary.id != watch_id and (root / article_path(summary.id)).exists():
+        if summary.id not in changed and (root / article_path(summary.id)).exists():
             continue
         watch = store.get_watch_by_id(summary.id)
         if watch is not None:
