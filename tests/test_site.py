@@ -422,9 +422,9 @@ def write_log(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     log: list[str] = []
     real = archive.write_atomic
 
-    def spy(root: Path, relative: Path, text: str) -> Path:
+    def spy(root: Path, relative: Path, text: str, *, durable: bool = True) -> Path:
         log.append(f"{root.name}/{relative.as_posix()}")
-        return real(root, relative, text)
+        return real(root, relative, text, durable=durable)
 
     monkeypatch.setattr(archive, "write_atomic", spy)
     return log

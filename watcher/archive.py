@@ -43,9 +43,13 @@ def version_path(url: str, captured_at: int) -> Path:
     return article_dir(url) / f"{stamp}.{captured_at % 1000:03d}Z.md"
 
 
-def write_atomic(root: Path, relative: Path, text: str) -> Path:
+def write_atomic(root: Path, relative: Path, text: str, *, durable: bool = True) -> Path:
     """Write via a temporary file, fsync, rename: a crash leaves the old file or
-    the new one, never half of one."""
+    the new one, never half of one.
+
+    ``durable=False`` skips the fsyncs, for files that can be written again
+    (reports, site pages) or whose caller syncs once per batch (imports).
+    """
     target = root / relative
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -53,13 +57,15 @@ def write_atomic(root: Path, relative: Path, text: str) -> Path:
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
                 handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        _fsync_dir(target.parent)
+        if durable:
+            _fsync_dir(target.parent)
     except OSError as exc:
         raise StoreError(f"cannot write {target}: {exc.strerror or exc}") from exc
     return target

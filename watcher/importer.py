@@ -56,7 +56,7 @@ from watcher import archive
 from watcher import snapshot as snapshot_mod
 from watcher.article import parse_article
 from watcher.diff import diff_snapshots, extend
-from watcher.errors import SnapshotFormatError, StoreError, WatcherError
+from watcher.errors import SnapshotFormatError, WatcherError
 from watcher.models import Change, ChangeItem, Snapshot
 from watcher.report import change_to_dict
 from watcher.store import Store, Transaction, VersionRecord, WatchState, now_ms
@@ -688,15 +688,8 @@ def _archive_paths(task: _Task, result: _ArticleResult) -> list[Path]:
 
 
 def _write_file(target: Path, text: str) -> None:
-    """Temporary file + rename, like ``archive.write_atomic`` but without the
-    per-file fsync (the caller syncs once per batch)."""
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
-        tmp.write_text(text, encoding="utf-8", newline="\n")
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise StoreError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    """Atomic, without the per-file fsync: the caller syncs once per batch."""
+    archive.write_atomic(target.parent, Path(target.name), text, durable=False)
 
 
 def _pool(workers: int) -> Pool:

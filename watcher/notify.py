@@ -44,8 +44,12 @@ def write_change_reports(settings: Settings, url: str, seq: int, change: Change)
     md, html = report_paths(url, seq)
     root = settings.reports_dir
     return [
-        archive.write_atomic(root, md, render_markdown(change, tz=settings.timezone)),
-        archive.write_atomic(root, html, render_html(change, tz=settings.timezone)),
+        # Reports can be written again (a change stays unreported until they
+        # are), so they are atomic but not fsynced.
+        archive.write_atomic(
+            root, md, render_markdown(change, tz=settings.timezone), durable=False
+        ),
+        archive.write_atomic(root, html, render_html(change, tz=settings.timezone), durable=False),
     ]
 
 

@@ -32,6 +32,7 @@ from watcher.report import change_to_dict
 from watcher.settings import Settings
 from watcher.store import (
     CheckOutcome,
+    Repository,
     Store,
     VersionRecord,
     WatchRecord,
@@ -181,16 +182,10 @@ class Pipeline:
                     reverted_to_version_id=reverted.id if reverted else None,
                 )
             self._record(tx, watch, fetched, now, outcome, version_id=version.id)
+            significant = change is None or change.significant
+            self._release(tx, watch, now, fetched, changed=significant, state=WatchState.ACTIVE)
         if change_id is not None and change is not None:
             self._notify(change_id, change, watch, version.seq)
-        significant = change is None or change.significant
-        self._release(
-            watch,
-            now,
-            fetched,
-            changed=significant,
-            state=WatchState.ACTIVE,
-        )
         return CheckResult(
             watch.url, outcome, fetched.status, fetched.duration_ms, version.seq, change
         )
@@ -279,8 +274,9 @@ class Pipeline:
     def _unchanged(
         self, watch: WatchRecord, fetched: FetchResult, now: int, outcome: CheckOutcome
     ) -> CheckResult:
-        self._record(self.store, watch, fetched, now, outcome)
-        self._release(watch, now, fetched, changed=False, state=WatchState.ACTIVE)
+        with self.store.transaction() as tx:  # one commit for the check and the schedule
+            self._record(tx, watch, fetched, now, outcome)
+            self._release(tx, watch, now, fetched, changed=False, state=WatchState.ACTIVE)
         return CheckResult(watch.url, outcome, fetched.status, fetched.duration_ms)
 
     def _failed(
@@ -330,7 +326,7 @@ class Pipeline:
     # -- helpers ----------------------------------------------------------------
     def _record(
         self,
-        repo: Any,
+        repo: Repository,
         watch: WatchRecord,
         fetched: FetchResult,
         now: int,
@@ -354,6 +350,7 @@ class Pipeline:
 
     def _release(
         self,
+        repo: Repository,
         watch: WatchRecord,
         now: int,
         fetched: FetchResult,
@@ -374,7 +371,7 @@ class Pipeline:
             created_at=watch.created_at,
             last_change_at=last_change,
         )
-        self.store.release(
+        repo.release(
             watch.id,
             next_check_at=schedule.next_check_at(now, seconds),
             failure_count=0,

@@ -549,7 +549,7 @@ def _write(root: Path, relative: Path, text: str) -> Path | None:
             return None
     except (OSError, UnicodeDecodeError):
         pass
-    path = archive.write_atomic(root, relative, text)
+    path = archive.write_atomic(root, relative, text, durable=False)  # rebuilt at will
     try:  # the site is for publishing: a web server's user must be able to read it
         path.chmod(0o644)
     except OSError as exc:
