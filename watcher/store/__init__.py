@@ -13,7 +13,7 @@ Tables (all times are epoch milliseconds, UTC, in BIGINT columns):
   HTTP status, final URL, title, ``archive_path`` (relative path of the
   seed-format file in the data folder) and ``page_metadata`` (JSON).
 - ``checks``: every fetch attempt and its ``outcome``; the newest 500 per
-  watch are kept.
+  watch are kept (pruned every ~50 checks, so up to ~10% more in between).
 - ``changes``: the classified difference between two versions: ``verdict``,
   ``kinds`` (JSON list), ``summary``, ``record`` (the serialised change,
   opaque here), ``reverted_to_version_id`` and ``reported_at`` (set after the
