@@ -142,15 +142,20 @@ def diff_articles(
     if not visible and old_body is not None and new_body is not None:  # noqa: SIM102
         if _markup_key(old_body) != _markup_key(new_body):
             items.append(ChangeItem("markup_only", False, "body", detail="HTML differs"))
+    return extend(empty_change(old, new), items)
+
+
+def empty_change(old: Article, new: Article) -> Change:
+    """The frame of a change between two articles, before any item."""
     return Change(
         url=new.url,
         title_before=old.title,
         title_after=new.title,
         captured_before=old.captured_at,
         captured_after=new.captured_at,
-        items=tuple(items),
-        verdict=_verdict(items),
-        summary=summarise(items),
+        items=(),
+        verdict=Verdict.NONE,
+        summary=summarise([]),
     )
 
 
