@@ -135,9 +135,63 @@ def test_loose_text_in_divs_becomes_paragraphs() -> None:
     assert [b.text for b in blocks] == ["first line second"]
 
 
-@pytest.mark.parametrize("body", ["", "   ", "<p>", "<div><<<>>></div>", "<script>x</script>"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "",
+        "   ",
+        "<p>",
+        "<div><<<>>></div>",
+        "<script>x</script>",
+        "<!DOCTYPE html><script>x</script>",
+        "\x00",
+        "<p>a\x00b</p>",
+        "<?xml version='1.0' encoding='utf-8'?>",
+        "<div>a" * 5000,
+        "<blockquote>a<p>x</p>" * 5000,
+        "<ul><li>a<ul>" * 5000,
+        "<span>" * 100_000,
+        "<img src='http://[not-an-ip]/?url=x'>",
+    ],
+)
 def test_odd_bodies_never_raise(body: str) -> None:
     assert isinstance(_article(body), Article)
+
+
+def test_text_between_child_elements_is_kept_in_order() -> None:
+    blocks = _article("<div>a<b>b</b>c<div>d</div>e<!-- x -->f<i>g</i></div>").blocks
+    assert [b.text for b in blocks] == ["abc", "d", "efg"]
+
+
+def test_deep_nesting_keeps_the_text_and_what_follows() -> None:
+    body = "<div>" * 5000 + "deep" + "</div>" * 5000 + "<p>after</p>"
+    assert [b.text for b in _article(body).blocks] == ["deep", "after"]
+    # Past the nesting the walker follows, the rest is read as one paragraph.
+    blocks = _article("<div>a" * 3000).blocks
+    assert sum(b.text.count("a") for b in blocks) == 3000
+
+
+def test_xml_declaration_and_lone_surrogate_still_parse() -> None:
+    assert [b.text for b in _article("<?xml version='1.0' encoding='utf-8'?><p>x</p>").blocks] == [
+        "x"
+    ]
+    assert [b.text for b in _article("<p>a\udcff b</p><p>after</p>").blocks] == ["a? b", "after"]
+
+
+def test_doctype_is_not_text() -> None:
+    assert _article("<!DOCTYPE html><script>x</script>").blocks == ()
+
+
+def test_five_megabyte_body() -> None:
+    body = "<div>" + ("<p>" + "词 word " * 120 + "</p>") * 6000 + "</div>"
+    assert len(body) > 5_000_000
+    assert len(_article(body).blocks) == 6000
+
+
+def test_ruby_annotation_is_text_but_not_link_text() -> None:
+    (block,) = _article("<p><a href='/r'>漢<ruby>字<rt>zi</rt></ruby></a></p>").blocks
+    assert block.text == "漢字zi"
+    assert block.links[0].text == "漢字"
 
 
 def test_every_corpus_snapshot_parses(corpus: Path) -> None:
