@@ -501,6 +501,7 @@ class Importer:
             articles = self._headers(source_list, pool)
             self.summary.articles = len(articles)
             self._articles(articles, pool)
+            os.sync()  # the archive files, once (see _flush)
         finally:
             if pool is not None:
                 pool.terminate()
@@ -528,7 +529,9 @@ class Importer:
     def _articles(self, articles: dict[str, list[Header]], pool: Pool | None) -> None:
         self._phase("importing", sum(len(h) for h in articles.values()))
         window: deque[tuple[_Task, AsyncResult[_ArticleResult]]] = deque()
-        limit = 2 * self.workers + 2
+        # Deep enough that the workers keep parsing while this process writes a
+        # batch (a few hundred KB of results per slot; memory stays flat).
+        limit = 32 * self.workers
         for url, headers in articles.items():
             task = self._task(url, headers)
             if pool is None:
@@ -567,8 +570,13 @@ class Importer:
             self._flush()
 
     def _flush(self) -> None:
-        """Files first (flushed to disk once per batch, not per file: that made
-        fsync the bottleneck), then one transaction for the batch's articles."""
+        """Files first, then one transaction for the batch's articles.
+
+        Archive files are not fsynced one by one (that made fsync the
+        bottleneck) but once at the end of the import: the database is the
+        source of truth, a killed import resumes from it, and after a power
+        cut ``watcher export`` rebuilds any archive file the cut lost.
+        """
         batch, self._batch, self._batch_versions = self._batch, [], 0
         written = [(task, result, _archive_paths(task, result)) for task, result in batch
                    if result.versions]  # fmt: skip
@@ -577,7 +585,6 @@ class Importer:
                 text = join_capture_time(version.content, version.captured_at)
                 _write_file(self.archive_dir / relative, text)
         if written:
-            os.sync()
             with self.store.transaction() as tx:
                 for task, result, paths in written:
                     self._write_article(tx, task, result, paths)
@@ -603,6 +610,7 @@ class Importer:
         for prepared, relative in zip(result.versions, paths, strict=True):
             version = tx.add_version(
                 watch.id,
+                seq=previous.seq + 1 if previous else 1,
                 captured_at=prepared.captured_at,
                 content_sha256=prepared.sha,
                 content_text=prepared.content,

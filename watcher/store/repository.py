@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -56,6 +56,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CHECK_RETENTION = 500
 _GC_CHUNK = 500
+
+
+_INSERT_VERSION = insert(Version).returning(Version.id)
+_INSERT_CHANGE = insert(ChangeRow).returning(ChangeRow.id)
 
 
 def now_ms() -> int:
@@ -354,36 +358,47 @@ class Repository:
         archive_path: str | None,
         page_metadata: dict[str, Any] | None = None,
         created_at: int | None = None,
+        seq: int | None = None,
     ) -> VersionRecord:
         """Store the next version of a watch (seq = previous + 1).
 
         ``content_sha256`` is the caller's hash of ``content_text`` (the
         snapshot without its capture-time line); the text is stored once per
-        hash however many versions share it.
+        hash however many versions share it. A caller that already knows the
+        next ``seq`` (an import appending a chain) passes it and saves a query;
+        the unique (watch, seq) constraint still guards it.
         """
         with self._session() as s:
-            content = _insert(s, Content).values(
-                sha256=content_sha256,
-                text=content_text,
-                size=len(content_text.encode("utf-8")),
+            # Statements are built without values and executed with parameters,
+            # so SQLAlchemy compiles each once and reuses it from its cache.
+            content = _insert(s, Content).on_conflict_do_nothing(index_elements=["sha256"])
+            s.execute(
+                content,
+                {
+                    "sha256": content_sha256,
+                    "text": content_text,
+                    "size": len(content_text.encode("utf-8")),
+                },
             )
-            s.execute(content.on_conflict_do_nothing(index_elements=["sha256"]))
-            last_seq = s.scalar(select(func.max(Version.seq)).where(Version.watch_id == watch_id))
-            row = Version(
-                watch_id=watch_id,
-                seq=(last_seq or 0) + 1,
-                captured_at=captured_at,
-                content_sha256=content_sha256,
-                http_status=http_status,
-                final_url=final_url,
-                title=title,
-                archive_path=archive_path,
-                page_metadata=dict(page_metadata or {}),
-                created_at=now_ms() if created_at is None else created_at,
-            )
-            s.add(row)
-            s.flush()
-            return _version(row)
+            if seq is None:
+                last = s.scalar(select(func.max(Version.seq)).where(Version.watch_id == watch_id))
+                seq = (last or 0) + 1
+            values: dict[str, Any] = {
+                "watch_id": watch_id,
+                "seq": seq,
+                "captured_at": captured_at,
+                "content_sha256": content_sha256,
+                "http_status": http_status,
+                "final_url": final_url,
+                "title": title,
+                "archive_path": archive_path,
+                "page_metadata": dict(page_metadata or {}),
+                "created_at": now_ms() if created_at is None else created_at,
+            }
+            # A Core INSERT … RETURNING: the ORM unit of work cost more than
+            # the statement itself on this hot path.
+            version_id = s.execute(_INSERT_VERSION, values).scalar_one()
+            return VersionRecord(id=version_id, **values)
 
     def get_version(self, version_id: int) -> VersionRecord | None:
         with self._session() as s:
@@ -443,21 +458,19 @@ class Repository:
         created_at: int | None = None,
     ) -> int:
         """Store a classified change between two versions; return its id."""
-        row = ChangeRow(
-            watch_id=watch_id,
-            old_version_id=old_version_id,
-            new_version_id=new_version_id,
-            created_at=now_ms() if created_at is None else created_at,
-            verdict=ChangeVerdict(verdict).value,
-            kinds=list(kinds),
-            summary=summary,
-            record=record,
-            reverted_to_version_id=reverted_to_version_id,
-        )
+        values = {
+            "watch_id": watch_id,
+            "old_version_id": old_version_id,
+            "new_version_id": new_version_id,
+            "created_at": now_ms() if created_at is None else created_at,
+            "verdict": ChangeVerdict(verdict).value,
+            "kinds": list(kinds),
+            "summary": summary,
+            "record": record,
+            "reverted_to_version_id": reverted_to_version_id,
+        }
         with self._session() as s:
-            s.add(row)
-            s.flush()
-            return row.id
+            return int(s.execute(_INSERT_CHANGE, values).scalar_one())
 
     def changes(self, watch_id: int) -> list[ChangeRecord]:
         """All changes of a watch, oldest first."""
