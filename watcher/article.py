@@ -54,7 +54,6 @@ _MAX_DEPTH = 200
 # libxml2 stops building a tree 2048 elements deep; past that the page is
 # rebuilt from parse events with deeper elements left out.
 _MAX_TREE_DEPTH = 1000
-_SPACES = re.compile(r"[\s\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 _INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff]")
 _AD_RE = re.compile(r"(^|[-_ ])(ad|ads|advert|advertisement|sponsor|promo|mpu|广告|廣告)([-_ ]|$)",
                     re.IGNORECASE)  # fmt: skip
@@ -74,7 +73,9 @@ _Node = etree._Element | str
 
 def normalise_text(text: str) -> str:
     """Visible text as a reader sees it: NBSP, full-width and runs of spaces folded."""
-    return _SPACES.sub(" ", _INVISIBLE.sub("", text)).strip()
+    # str.split() splits on exactly the Unicode spaces (NBSP, U+3000, U+2000–U+200A,
+    # …), and is several times faster than a regex substitution on this hot path.
+    return " ".join(_INVISIBLE.sub("", text).split())
 
 
 def origin_url(src: str) -> str:
@@ -346,11 +347,7 @@ class _Walker:
         mention = self._resolve_time_el(el)
         if not mention.text and not mention.datetime_attr:
             return []
-        stable = (
-            times.TIME_ELEMENT_RE.sub(times.MASK, mention.text)
-            if mention.relative
-            else mention.text
-        )
+        stable = times.mask_all(mention.text) if mention.relative else mention.text
         return [Block(BlockKind.TIME, mention.text, stable, times=(mention,))]
 
     def _list(self, el: etree._Element, quote: bool) -> list[Block]:

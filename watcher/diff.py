@@ -442,7 +442,7 @@ def _changed_paths(dd: DeepDiff) -> set[str]:
 # -- verdict --------------------------------------------------------------------
 def _markup_key(body: str) -> str:
     """The body with relative times masked (they are reported on their own)."""
-    return times.TIME_ELEMENT_RE.sub(times.MASK, body)
+    return times.mask_all(body)
 
 
 def _verdict(items: list[ChangeItem]) -> Verdict:

@@ -87,21 +87,66 @@ def _parser(relative: bool) -> DateDataParser:
     return _parser_cache[relative]
 
 
-_CUES = ("前", "刚", "剛", "昨", "ago", "AGO", "Ago", "now", "NOW", "Now", "yesterday", "Yesterday")
+_CUES = re.compile(r"前|刚|剛|昨|ago|now|yesterday", re.IGNORECASE)
 
 
 def may_have_relative(text: str) -> bool:
     """Cheap pre-check: most paragraphs contain no cue, so skip the big regex."""
-    return any(cue in text for cue in _CUES)
+    return _CUES.search(text) is not None
+
+
+_WINDOW_BACK = 40  # a phrase ends at (or starts with) its cue: "…分钟前", "… ago", "昨天"
+_WINDOW_AHEAD = 4
+
+
+def _windows(text: str) -> list[tuple[int, int]]:
+    """Spans of ``text`` around each cue, merged; phrases can only occur there.
+
+    The phrase regex is a long alternation, slow to run over a whole page
+    body; the cue regex is cheap, and cues are rare.
+    """
+    spans: list[tuple[int, int]] = []
+    for cue in _CUES.finditer(text):
+        start = max(0, cue.start() - _WINDOW_BACK)
+        while start > 0 and text[start - 1].isalnum():
+            start -= 1  # never start inside a number or word
+        end = min(len(text), cue.end() + _WINDOW_AHEAD)
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    return spans
+
+
+def _finditer(pattern: re.Pattern[str], text: str) -> list[re.Match[str]]:
+    return [m for start, end in _windows(text) for m in pattern.finditer(text, start, end)]
+
+
+def _mask(pattern: re.Pattern[str], text: str) -> str:
+    found = _finditer(pattern, text)
+    if not found:
+        return text
+    parts: list[str] = []
+    last = 0
+    for m in found:
+        parts += [text[last : m.start()], MASK]
+        last = m.end()
+    parts.append(text[last:])
+    return "".join(parts)
 
 
 def find_relative(text: str) -> list[re.Match[str]]:
-    return list(RELATIVE_RE.finditer(text)) if may_have_relative(text) else []
+    return _finditer(RELATIVE_RE, text)
 
 
 def mask_relative(text: str) -> str:
     """Replace relative-time phrases, so ticking text compares equal."""
-    return RELATIVE_RE.sub(MASK, text) if may_have_relative(text) else text
+    return _mask(RELATIVE_RE, text)
+
+
+def mask_all(text: str) -> str:
+    """Replace every time phrase a ``<time>`` element may hold (any unit)."""
+    return _mask(TIME_ELEMENT_RE, text)
 
 
 def _granularity(m: re.Match[str]) -> str:
