@@ -442,3 +442,53 @@ def test_an_article_restored_unchanged_is_reappeared_even_if_the_server_says_304
     assert env.site.hits(ARTICLE)[-1].headers.get("If-None-Match") is None
     assert env.watch(url).state is WatchState.ACTIVE
     assert "reappeared" in env.changes(url)[-1].kinds
+
+
+def test_a_report_that_could_not_be_written_is_written_later(env: Env) -> None:
+    """Store, then notify, then mark: a failed report is retried, not lost."""
+    room = newsroom(env)
+    url = env.add(ARTICLE)
+    env.check(url)
+    env.clock.advance(30)
+    room.edit(LEAD, NEW_LEAD)
+    env.settings.reports_dir.parent.mkdir(parents=True, exist_ok=True)
+    env.settings.reports_dir.write_text("a file where the reports folder should be")
+
+    result = env.check(url)
+
+    assert result.outcome is CheckOutcome.NEW_VERSION  # the check itself succeeded
+    assert [c.reported_at for c in env.changes(url)] == [None]
+    env.settings.reports_dir.unlink()
+    pipeline = Pipeline(env.store, None, env.settings, clock=env.clock)  # type: ignore[arg-type]
+    assert pipeline.report_pending() == 1
+    assert env.store.unreported_changes() == []
+    md, _ = (env.settings.reports_dir / p for p in notify.report_paths(url, 2))
+    assert "约三" in md.read_text(encoding="utf-8")
+
+
+def test_errors_do_not_turn_a_gone_article_into_news_again(env: Env) -> None:
+    room = newsroom(env)
+    url = env.add(ARTICLE)
+    env.check(url)
+    room.status = 404
+    env.clock.advance(60)
+    env.check(url)
+    room.status = 500
+    for _ in range(4):
+        env.clock.advance(60)
+        env.check(url)
+    assert env.watch(url).state is WatchState.GONE
+    room.status = 404
+    env.clock.advance(60)
+    env.check(url)
+    assert [c.kinds for c in env.changes(url)] == [("gone",)]
+
+
+def test_check_now_leaves_a_watch_a_daemon_is_checking(env: Env) -> None:
+    newsroom(env)
+    url = env.add(ARTICLE)
+    watch = env.watch(url)
+    assert env.store.claim("other-daemon", [watch.id], env.clock(), 60_000)
+    run = api.check_now(env.settings, env.store, [watch])
+    assert run.busy == [url] and run.results == []
+    assert env.versions(url) == []

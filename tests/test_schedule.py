@@ -49,9 +49,11 @@ def test_backoff_grows_and_is_capped() -> None:
 
 def test_retirement_only_for_adaptive_watches() -> None:
     old = 31 * 24 * HOUR_MS
-    assert should_retire(POLICY, pinned_s=None, now_ms=old, created_at=0)
-    assert not should_retire(POLICY, pinned_s=600, now_ms=old, created_at=0)
-    assert not should_retire(POLICY, pinned_s=None, now_ms=HOUR_MS, created_at=0)
+    assert should_retire(POLICY, pinned_s=None, now_ms=old, created_at=0, quiet_checks=12)
+    assert not should_retire(POLICY, pinned_s=600, now_ms=old, created_at=0, quiet_checks=12)
+    assert not should_retire(POLICY, pinned_s=None, now_ms=HOUR_MS, created_at=0, quiet_checks=12)
+    # just resumed (or just changed): a dozen quiet checks before retiring again
+    assert not should_retire(POLICY, pinned_s=None, now_ms=old, created_at=0, quiet_checks=3)
 
 
 def test_jitter_stays_within_ten_percent() -> None:

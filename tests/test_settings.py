@@ -38,3 +38,17 @@ def test_environment_overrides_and_bad_values_name_the_variable(tmp_path: Path) 
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
     assert parse_duration(format_duration(seconds)) == seconds
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"WATCHER_TIMEZONE": "Mars/Olympus"}, "WATCHER_TIMEZONE"),
+        ({"WATCHER_LOG_FORMAT": "xml"}, "WATCHER_LOG_FORMAT"),
+        ({"WATCHER_PER_HOST": "0"}, "WATCHER_PER_HOST"),
+        ({"WATCHER_CHECK_RETENTION": "0"}, "WATCHER_CHECK_RETENTION"),
+    ],
+)
+def test_values_that_would_fail_later_are_refused_now(env: dict[str, str], message: str) -> None:
+    with pytest.raises(WatcherError, match=message):
+        Settings.from_env(env)

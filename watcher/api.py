@@ -104,13 +104,30 @@ def _normalise(url: str) -> str:
         return url
 
 
+@dataclass(frozen=True, slots=True)
+class CheckRun:
+    results: list[CheckResult]
+    busy: list[str]  # URLs a running daemon was checking at that moment
+
+
+CHECK_LEASE_MS = 15 * 60_000
+
+
 def check_now(
     settings: Settings,
     store: Store,
     watches: list[WatchRecord],
     on_done: Callable[[CheckResult], None] | None = None,
-) -> list[CheckResult]:
-    """One immediate pass over ``watches``, concurrently, whatever their schedule."""
+) -> CheckRun:
+    """One immediate pass over ``watches``, concurrently, whatever their schedule.
+
+    Each watch is leased first, like the daemon's dispatcher does, so a daemon
+    running at the same time never checks the same watch twice at once.
+    """
+    worker = worker_id()
+    claimed = store.claim(worker, [w.id for w in watches], now_ms(), CHECK_LEASE_MS)
+    claimed_ids = {w.id for w in claimed}
+    busy = [w.url for w in watches if w.id not in claimed_ids]
 
     async def run() -> list[CheckResult]:
         async with Fetcher(fetch_settings(settings)) as fetcher:
@@ -124,11 +141,14 @@ def check_now(
                     on_done(result)
                 return result
 
-            results = list(await asyncio.gather(*(one(w) for w in watches)))
+            try:
+                results = list(await asyncio.gather(*(one(w) for w in claimed)))
+            finally:
+                store.drop_claims(worker)  # checks release their own; this is for errors
             pipeline.flush_site()
             return results
 
-    return asyncio.run(run())
+    return CheckRun(asyncio.run(run()), busy)
 
 
 def run_due_once(settings: Settings, store: Store) -> None:
@@ -246,8 +266,18 @@ def export_archive(
 
 
 def set_paused(store: Store, url: str, paused: bool) -> None:
+    """Pause, or resume (also a retired or gone watch): resuming checks it soon
+    and restarts its quiet-check count, so it is not retired again at once."""
     watch = require_watch(store, url)
     store.set_state(watch.url, WatchState.PAUSED if paused else WatchState.ACTIVE)
+    if not paused:
+        store.release(
+            watch.id,
+            next_check_at=now_ms(),
+            failure_count=0,
+            unchanged_count=0,
+            last_checked_at=watch.last_checked_at or 0,
+        )
 
 
 OUTCOME_LABELS = {

@@ -28,7 +28,7 @@ _MAX_SLUG = 80
 
 def article_dir(url: str) -> Path:
     parts = urlsplit(url)
-    host = _UNSAFE.sub("_", (parts.hostname or "unknown-host").lower())
+    host = _UNSAFE.sub("_", (parts.hostname or "").lower()).strip(".") or "unknown-host"
     path = unquote(parts.path).strip("/") or "index"
     if parts.query:
         path += "-" + parts.query

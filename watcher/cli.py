@@ -378,10 +378,13 @@ def check(ctx: click.Context, urls: tuple[str, ...], check_all: bool) -> None:
         else:
             watches = [api.require_watch(store, u) for u in urls]
         bar = tqdm(total=len(watches), unit="url", disable=len(watches) < 5, file=sys.stderr)
-        results = api.check_now(settings, store, watches, on_done=lambda _: bar.update())
+        run = api.check_now(settings, store, watches, on_done=lambda _: bar.update())
         bar.close()
     finally:
         store.close()
+    results = run.results
+    for url in run.busy:
+        click.echo(f"{url}: skipped, a running daemon is checking it right now")
     for r in results:
         label = api.OUTCOME_LABELS.get(r.outcome, str(r.outcome))
         detail = f": {r.error}" if r.error else (f" — {r.change.summary}" if r.change else "")
@@ -476,7 +479,11 @@ def diff(ctx: click.Context, old: str, new: str | None, from_seq: int | None,
         click.echo(f"watcher: error: {exc}", err=True)
         sys.exit(EXIT_ERROR)
     if output is not None:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            click.echo(f"watcher: error: cannot write {output}: {exc.strerror}", err=True)
+            sys.exit(EXIT_ERROR)
     else:
         click.echo(text, nl=not text.endswith("\n"))
     sys.exit(1 if change.significant else 0)

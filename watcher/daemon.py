@@ -47,8 +47,9 @@ def worker_id() -> str:
 
 
 class DaemonLock:
-    """An flock on the data folder. On SQLite only one daemon may use a data
-    folder; on PostgreSQL the lock only guards this machine's heartbeat file."""
+    """An flock on the data folder: one daemon per data folder (its heartbeat,
+    archive and reports), whatever the database. Daemons sharing a PostgreSQL
+    database each run with their own data folder."""
 
     def __init__(self, home: Path) -> None:
         self.path = home / LOCK_NAME

@@ -99,8 +99,10 @@ class SiteUpdates:
                 tz=self.settings.timezone,
                 now_ms=now_ms(),
             )
-        except WatcherError as exc:
-            log.error("cannot update the report site: %s", exc)
+        except Exception as exc:  # keep the pages pending for the next flush
+            log.error("cannot update the report site (will retry): %s", exc)
+            for watch_id in ids:
+                self.mark(watch_id, significant)
             return []
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -28,7 +29,7 @@ from watcher.extract import extract
 from watcher.fetch import Fetcher
 from watcher.models import Change, ChangeItem, FetchResult, Snapshot, Verdict
 from watcher.notify import SiteUpdates, write_change_reports
-from watcher.report import change_to_dict
+from watcher.report import change_from_dict, change_to_dict
 from watcher.settings import Settings
 from watcher.store import (
     CheckOutcome,
@@ -42,6 +43,10 @@ from watcher.store import (
 
 log = logging.getLogger(__name__)
 FAILING_AFTER = 3  # consecutive errors before a watch shows as "failing"
+
+
+class Abandoned(Exception):
+    """Raised in a worker thread whose check the daemon gave up on at shutdown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +94,7 @@ class Pipeline:
         self.policy = policy_for(settings)
         self.clock = clock
         self.site_updates = SiteUpdates(settings)
+        self._stopping = threading.Event()
 
     def flush_site(self) -> None:
         """Bring the report site up to date with the changes recorded so far."""
@@ -113,6 +119,8 @@ class Pipeline:
             # Extraction, parsing and diffing are CPU work: a worker thread keeps
             # the event loop (other fetches, their timeouts, signals) responsive.
             result = await asyncio.to_thread(self._handle, watch, fetched, now)
+        except Abandoned:
+            raise asyncio.CancelledError from None  # nothing was written; no check row
         except WatcherError as exc:
             return self._failed(watch, now, _reason(exc), started, fetched)
         except Exception as exc:  # a page that trips a parser bug: log it, back off, go on
@@ -152,11 +160,12 @@ class Pipeline:
     def _new_version(self, capture: _Capture, latest: VersionRecord | None) -> CheckResult:
         watch, fetched, now, snap = capture.watch, capture.fetched, capture.now, capture.snap
         change, reverted = self._change(capture, latest)
-        relative = archive.version_path(snap.url, now)
+        relative = archive.version_path(watch.url, now)  # one folder per watch, like reports
         archive.write_atomic(self.settings.archive_dir, relative, snapshot_mod.render(snap))
         outcome = (
             CheckOutcome.REAPPEARED if watch.state == WatchState.GONE else CheckOutcome.NEW_VERSION
         )
+        self._guard()
         with self.store.transaction() as tx:
             version = tx.add_version(
                 watch.id,
@@ -242,6 +251,7 @@ class Pipeline:
     def _gone(self, watch: WatchRecord, fetched: FetchResult, now: int) -> CheckResult:
         change: Change | None = None
         latest = self.store.latest_version(watch.id)
+        self._guard()
         with self.store.transaction() as tx:
             change_id = None
             if watch.state != WatchState.GONE and latest is not None:
@@ -266,6 +276,7 @@ class Pipeline:
             last_checked_at=now,
             state=WatchState.GONE,
             last_change_at=now if change is not None else None,
+            last_body_sha256="",  # a reappearance must be parsed, even with the old bytes
         )
         return CheckResult(
             watch.url, CheckOutcome.GONE, fetched.status, fetched.duration_ms, change=change
@@ -274,6 +285,7 @@ class Pipeline:
     def _unchanged(
         self, watch: WatchRecord, fetched: FetchResult, now: int, outcome: CheckOutcome
     ) -> CheckResult:
+        self._guard()
         with self.store.transaction() as tx:  # one commit for the check and the schedule
             self._record(tx, watch, fetched, now, outcome)
             self._release(tx, watch, now, fetched, changed=False, state=WatchState.ACTIVE)
@@ -309,7 +321,13 @@ class Pipeline:
                 failure_count=failures,
                 unchanged_count=watch.unchanged_count,
                 last_checked_at=now,
-                state=WatchState.FAILING if failures >= FAILING_AFTER else None,
+                # A gone article stays gone: its errors must not turn it into
+                # "failing" (a later 404 would then be reported as news again).
+                state=(
+                    WatchState.FAILING
+                    if failures >= FAILING_AFTER and watch.state != WatchState.GONE
+                    else None
+                ),
             )
         except WatcherError as exc:  # the database itself is failing: log, keep running
             log.error("cannot record failed check of %s: %s", watch.url, exc)
@@ -361,7 +379,11 @@ class Pipeline:
         pinned = watch.interval_s
         last_change = now if changed else watch.last_change_at
         if schedule.should_retire(
-            self.policy, pinned_s=pinned, now_ms=now, created_at=watch.created_at
+            self.policy,
+            pinned_s=pinned,
+            now_ms=now,
+            created_at=watch.created_at,
+            quiet_checks=0 if changed else watch.unchanged_count + 1,
         ):
             state = WatchState.RETIRED
         seconds = schedule.interval_s(
@@ -385,14 +407,39 @@ class Pipeline:
         )
 
     def _notify(self, change_id: int, change: Change, watch: WatchRecord, seq: int) -> None:
-        """Store, then notify, then mark notified: a crash repeats a report."""
+        """Store, then notify, then mark notified: a report that fails here is
+        written again by :meth:`report_pending`. Never affects the check."""
         try:
             write_change_reports(self.settings, watch.url, seq, change)
-        except WatcherError as exc:
-            log.error("cannot write reports for %s: %s", watch.url, exc)
+            self.store.mark_reported(change_id, self.clock())
+        except Exception as exc:  # the change is stored; only its report is late
+            log.error("cannot write reports for %s (will retry): %s", watch.url, exc)
             return
-        self.store.mark_reported(change_id, self.clock())
         self.site_updates.mark(watch.id, change.significant)
+
+    def report_pending(self, limit: int = 200) -> int:
+        """Write the reports of stored changes that have none yet (a crash or a
+        failure between storing and reporting); returns how many were written."""
+        done = 0
+        for record in self.store.unreported_changes()[:limit]:
+            version_id = record.new_version_id or record.old_version_id
+            version = self.store.get_version(version_id)
+            watch = self.store.get_watch_by_id(record.watch_id)
+            if version is None or watch is None:
+                continue
+            self._notify(record.id, change_from_dict(record.record), watch, version.seq)
+            done += 1
+        return done
+
+    def stop(self) -> None:
+        """Abandon in-flight processing: nothing more is written (see _guard)."""
+        self._stopping.set()
+
+    def _guard(self) -> None:
+        """Called before each write transaction; a worker thread still running
+        after shutdown gave up on it must not commit half a pass."""
+        if self._stopping.is_set():
+            raise Abandoned(f"{self.settings.home}: stopping")
 
 
 def _gone_change(

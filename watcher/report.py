@@ -111,7 +111,7 @@ class _ReportView:
 
 
 def _view(change: Change, tz: str) -> _ReportView:
-    zone = _zone(tz)
+    zone = zone_info(tz)
     significant = [_item_view(i, zone) for i in change.items if i.significant]
     # Noise briefs are one short line each: UTC is enough there.
     noise = [_item_view(i, None) for i in change.items if not i.significant]
@@ -128,7 +128,7 @@ def _view(change: Change, tz: str) -> _ReportView:
     )
 
 
-def _zone(tz: str) -> ZoneInfo | None:
+def zone_info(tz: str) -> ZoneInfo | None:
     """None for UTC, which every report shows anyway; ValueError names a bad zone."""
     if tz.upper() in ("UTC", "Z"):
         return None

@@ -55,8 +55,15 @@ def backoff_s(policy: Policy, failures: int, pinned_s: float | None) -> float:
     return min(max(policy.max_interval_s, base), base * 2 ** max(0, failures - 1))
 
 
-def should_retire(policy: Policy, *, pinned_s: float | None, now_ms: int, created_at: int) -> bool:
-    if pinned_s or policy.retire_after_s <= 0:
+RETIRE_AFTER_QUIET_CHECKS = 12  # a resumed watch gets this many checks before retiring again
+
+
+def should_retire(
+    policy: Policy, *, pinned_s: float | None, now_ms: int, created_at: int, quiet_checks: int
+) -> bool:
+    """Old enough, and unchanged for a dozen checks in a row (so ``watcher
+    resume`` on a retired watch really brings it back for a while)."""
+    if pinned_s or policy.retire_after_s <= 0 or quiet_checks < RETIRE_AFTER_QUIET_CHECKS:
         return False
     return (now_ms - created_at) / 1000 > policy.retire_after_s
 

@@ -68,7 +68,9 @@ class Dispatcher:
         if free <= 0 or (self.tasks and free < self.batch):
             return 0
         try:
-            watches = self.store.claim_due(self.worker_id, self.clock(), free, self.lease_ms)
+            watches = await asyncio.to_thread(
+                self.store.claim_due, self.worker_id, self.clock(), free, self.lease_ms
+            )
         except Exception as exc:  # keep the daemon alive through a database hiccup
             log.error("cannot claim due watches: %s", exc)
             return 0
@@ -99,8 +101,16 @@ class Dispatcher:
         await asyncio.to_thread(self.pipeline.flush_site)
 
     async def flush_site(self) -> None:
-        """The periodic site update (an APScheduler job), off the event loop."""
-        await asyncio.to_thread(self.pipeline.flush_site)
+        """The periodic job, off the event loop: write reports a failure or a
+        crash left unwritten, then bring the report site up to date."""
+        await asyncio.to_thread(self._report_and_flush)
+
+    def _report_and_flush(self) -> None:
+        try:
+            self.pipeline.report_pending()
+        except Exception as exc:  # the database may be briefly away: next run
+            log.error("cannot write pending reports: %s", exc)
+        self.pipeline.flush_site()
 
     async def drain(self, grace_s: float) -> int:
         """Stop claiming; let in-flight checks finish within ``grace_s``, then
@@ -111,6 +121,8 @@ class Dispatcher:
             return 0
         log.info("waiting up to %.0fs for %d in-flight checks", grace_s, len(self.tasks))
         _, pending = await asyncio.wait(set(self.tasks), timeout=grace_s)
+        if pending:
+            self.pipeline.stop()  # worker threads still processing must not commit
         for task in pending:
             task.cancel()
         if pending:
@@ -138,5 +150,6 @@ def build_scheduler(dispatcher: Dispatcher, settings: Settings) -> AsyncIOSchedu
         id="site",
         max_instances=1,
         coalesce=True,
+        next_run_time=datetime.now(UTC),  # at start: reports a crash left unwritten
     )
     return scheduler

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from platformdirs import user_data_dir
 
@@ -94,6 +95,26 @@ SPECS: tuple[Spec, ...] = (
 )  # fmt: skip
 
 
+_AT_LEAST_ONE = ("max_connections", "per_host", "check_retention", "max_body")
+
+
+def _validate(values: dict[str, Any]) -> None:
+    """Refuse values that would only fail later, obscurely (a hung fetch, a
+    report that cannot be rendered)."""
+    env = {s.name: s.env for s in SPECS}
+    for name in _AT_LEAST_ONE:
+        if int(values[name]) < 1:
+            raise WatcherError(f"{env[name]}={values[name]!r}: must be at least 1")
+    if values["log_format"] not in ("text", "json"):
+        raise WatcherError(f"{env['log_format']}={values['log_format']!r}: use text or json")
+    try:
+        ZoneInfo(values["timezone"])
+    except (ZoneInfoNotFoundError, ValueError):
+        raise WatcherError(
+            f"{env['timezone']}={values['timezone']!r}: not a time zone such as Asia/Shanghai"
+        ) from None
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -125,6 +146,7 @@ class Settings:
             except (ValueError, WatcherError) as exc:
                 raise WatcherError(f"{spec.env}={raw!r}: {exc}") from exc
         values.update({k: v for k, v in overrides.items() if v is not None})
+        _validate(values)
         home = Path(values["home"] or _default_home()).expanduser()
         values["home"] = home
         if not values["database_url"]:

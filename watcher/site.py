@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from watcher import archive
 from watcher.feed import FeedEntry, FeedInfo, render_atom, tag_uri
@@ -44,6 +44,7 @@ from watcher.report import (
     html_escape,
     html_link,
     render_html_fragment,
+    zone_info,
 )
 from watcher.settings import Settings
 from watcher.store import (
@@ -248,15 +249,6 @@ def _short_time(ms: int | None) -> str:
     return f'<time class="when" datetime="{utc:%Y-%m-%dT%H:%M:%SZ}">{utc:%Y-%m-%d %H:%M} UTC</time>'
 
 
-def _zone(tz: str) -> ZoneInfo | None:
-    if tz.upper() in ("UTC", "Z"):
-        return None
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {tz!r}") from exc
-
-
 def _csp_hash(code: str) -> str:
     digest = hashlib.sha256(code.encode("utf-8")).digest()
     return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
@@ -359,7 +351,7 @@ def _index_row(row: IndexRow) -> str:
 
 def render_article(history: ArticleHistory, *, tz: str = "UTC") -> str:
     """One article: facts, the version timeline, then every change, newest first."""
-    watch, zone = history.watch, _zone(tz)
+    watch, zone = history.watch, zone_info(tz)
     tags = ", ".join(watch.tags)
     facts = [
         ("URL", html_link(watch.url)),
@@ -583,7 +575,7 @@ def build_site(
 ) -> list[Path]:
     """Write the whole site into ``root`` from the database alone; return the files
     that changed. Pages of watches no longer in the database are removed."""
-    _zone(tz)  # a bad zone fails before anything is written
+    zone_info(tz)  # a bad zone fails before anything is written
     watches = store.list_watches()
     written: list[Path | None] = []
     for summary in watches:

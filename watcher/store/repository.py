@@ -26,6 +26,7 @@ SQLAlchemy errors never leave this module: they become
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -262,6 +263,30 @@ class Repository:
         with self._session() as s:
             s.execute(update(Watch).where(Watch.id == watch_id).values(**values))
 
+    def claim(
+        self, worker_id: str, watch_ids: list[int], now_ms: int, lease_ms: int
+    ) -> list[WatchRecord]:
+        """Lease these watches now, due or not (``watcher check``); a watch a
+        daemon is checking right now (an unexpired lease) is left out."""
+        if not watch_ids:
+            return []
+        until = now_ms + lease_ms
+        free = or_(Watch.claimed_until.is_(None), Watch.claimed_until <= now_ms)
+        with self._session() as s:
+            s.execute(
+                update(Watch)
+                .where(Watch.id.in_(watch_ids), free)
+                .values(claimed_by=worker_id, claimed_until=until)
+                .execution_options(synchronize_session=False)
+            )
+            claimed = s.scalars(
+                select(Watch)
+                .where(Watch.id.in_(watch_ids), Watch.claimed_by == worker_id)
+                .order_by(Watch.id)
+                .execution_options(populate_existing=True)
+            )
+            return [_watch(row) for row in claimed]
+
     def drop_claims(self, worker_id: str | None = None) -> int:
         """Clear leases without rescheduling: those of one worker (abandoned
         fetches at shutdown), or all of them (a lone SQLite daemon starting
@@ -316,9 +341,10 @@ class Repository:
             s.flush()
             keep = self._check_retention
             # Pruning costs two statements; doing it on about one check in
-            # keep/10 (by id) bounds the log at roughly keep + 10% for a
-            # fraction of the cost. Small limits are enforced on every check.
-            if keep is not None and row.id % max(1, min(50, keep // 10)) == 0:
+            # keep/10, at random (no watch can keep missing its turn), bounds
+            # the log near keep + 10% for a fraction of the cost. Small limits
+            # are enforced on every check.
+            if keep is not None and random.random() * max(1, min(50, keep // 10)) < 1:
                 _prune_checks(s, watch_id, keep)
             return row.id
 
