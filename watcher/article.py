@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
@@ -452,29 +452,8 @@ def _scan(node: _Node) -> _Scan:
             _note(scan, item)
         scan.text = "".join(el.itertext())
         return scan
-    chunks: list[str] = []
     _note(scan, el)
-    if el.text:
-        chunks.append(el.text)
-    stack: list[tuple[Iterable[etree._Element], str | None]] = [(iter(el), None)]
-    while stack:
-        kids, tail = stack[-1]
-        for child in kids:
-            tag = child.tag
-            if tag.__class__ is str and tag not in SKIP:
-                _note(scan, child)
-                if child.text:
-                    chunks.append(child.text)
-                if len(child):
-                    stack.append((iter(child), child.tail))
-                    break
-            if child.tail:
-                chunks.append(child.tail)
-        else:
-            stack.pop()
-            if tail:
-                chunks.append(tail)
-    scan.text = "".join(chunks)
+    scan.text = _walk_text(el, SKIP, lambda child: _note(scan, child))
     return scan
 
 
@@ -498,13 +477,26 @@ def _get_text(el: etree._Element) -> str:
         return ""
     if next(el.iterdescendants(_NOT_TEXT_TAGS), None) is None:
         return "".join(el.itertext())
+    return _walk_text(el, _NOT_TEXT)
+
+
+def _walk_text(
+    el: etree._Element,
+    skip: frozenset[str] | set[str],
+    visit: Callable[[etree._Element], None] | None = None,
+) -> str:
+    """The text of a subtree in document order, leaving out ``skip`` elements
+    (and comments); ``visit`` sees every element kept. A loop, not recursion:
+    archived pages can nest thousands of levels deep."""
     chunks: list[str] = [el.text] if el.text else []
     stack: list[tuple[Iterable[etree._Element], str | None]] = [(iter(el), None)]
     while stack:
         kids, tail = stack[-1]
         for child in kids:
             tag = child.tag
-            if tag.__class__ is str and tag not in _NOT_TEXT:
+            if tag.__class__ is str and tag not in skip:
+                if visit is not None:
+                    visit(child)
                 if child.text:
                     chunks.append(child.text)
                 if len(child):
