@@ -148,7 +148,7 @@ def test_an_unknown_capture_time_reads_unknown(fmt: str) -> None:
 def test_format_time_in_utc_only_and_with_a_zone() -> None:
     assert report.format_time(BEFORE_MS) == "2021-11-16 02:43:04 UTC"
     assert report.format_time(None) == "unknown"
-    out = report.format_time(BEFORE_MS, report._zone("America/New_York"))
+    out = report.format_time(BEFORE_MS, report.zone_info("America/New_York"))
     assert out.endswith("2021-11-15 21:43:04 -05:00 America/New_York")
 
 
