@@ -58,10 +58,20 @@ class Dispatcher:
         queued = math.ceil(self.slots / max(1, settings.per_host))
         self.lease_ms = round((worst_check_s * queued + 60 + settings.grace) * 1000)
         self.tasks: set[asyncio.Task[object]] = set()
+        self._claim_lock = asyncio.Lock()
         self.claiming = True
 
     async def dispatch_once(self) -> int:
-        """Claim up to the free slots and start their checks; returns how many."""
+        """Claim up to the free slots and start their checks; returns how many.
+
+        One claim at a time: the poll job and finishing checks both call this,
+        and two overlapping claims by one worker in the same millisecond would
+        read each other's leases as their own (the claim runs in a thread).
+        """
+        async with self._claim_lock:
+            return await self._dispatch()
+
+    async def _dispatch(self) -> int:
         if not self.claiming:
             return 0
         free = self.slots - len(self.tasks)
