@@ -108,6 +108,14 @@ def _front_matter_items(
     return items
 
 
+def reverted_item(seq: int) -> ChangeItem:
+    """The new content equals an older version's: an undone edit is news.
+    One definition for the daemon and the importer, so both record it alike."""
+    return ChangeItem(
+        "reverted", True, "article", detail=f"content is again that of version {seq}", after=seq
+    )
+
+
 def extend(change: Change, items: list[ChangeItem], *, replace: bool = False) -> Change:
     """A change with more items (or, with ``replace``, these items instead);
     verdict and summary follow. The pipeline adds gone/reverted/redirected."""

@@ -55,9 +55,9 @@ from urllib.parse import urlsplit
 from watcher import archive
 from watcher import snapshot as snapshot_mod
 from watcher.article import parse_article
-from watcher.diff import diff_snapshots, extend
+from watcher.diff import diff_snapshots, extend, reverted_item
 from watcher.errors import SnapshotFormatError, WatcherError
-from watcher.models import Change, ChangeItem, Snapshot
+from watcher.models import Change, Snapshot
 from watcher.report import change_to_dict
 from watcher.store import Store, Transaction, VersionRecord, WatchState, now_ms
 from watcher.urlnorm import normalise_url
@@ -639,9 +639,7 @@ class Importer:
         change = prepared.change
         reverted = same_content if same_content and same_content.id != previous.id else None
         if reverted is not None:
-            detail = f"content is again that of version {reverted.seq}"
-            item = ChangeItem("reverted", True, "article", detail=detail, after=reverted.seq)
-            change = extend(change, [item])
+            change = extend(change, [reverted_item(reverted.seq)])
         tx.add_change(
             version.watch_id,
             previous.id,

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from watcher import archive, schedule
 from watcher import snapshot as snapshot_mod
-from watcher.diff import diff_snapshots, extend
+from watcher.diff import diff_snapshots, extend, reverted_item
 from watcher.errors import WatcherError
 from watcher.extract import extract
 from watcher.fetch import Fetcher
@@ -219,15 +219,7 @@ class Pipeline:
             extra.append(ChangeItem("reappeared", True, "article", None, fetched.final_url))
         reverted = self._reverted_to(watch, capture.sha, latest)
         if reverted is not None:
-            extra.append(
-                ChangeItem(
-                    "reverted",
-                    True,
-                    "article",
-                    detail=f"content is again that of version {reverted.seq}",
-                    after=reverted.seq,
-                )
-            )
+            extra.append(reverted_item(reverted.seq))
         if fetched.redirects and fetched.final_url != latest.final_url:
             extra.append(
                 ChangeItem(
