@@ -18,6 +18,7 @@ demo: $(BIN)/watcher
 lint: $(BIN)/watcher
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: lint
 	$(BIN)/pytest -q

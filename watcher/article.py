@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
 from lxml import etree
@@ -168,26 +169,31 @@ def _parse_html(body: str) -> etree._Element | None:
 
 class _CappedTree:
     """Parser target building the same tree as the parser itself, except that
-    elements nested deeper than _MAX_TREE_DEPTH are left out (their text is kept)."""
+    elements nested deeper than _MAX_TREE_DEPTH are left out (their text is kept).
+    The parameter types are lxml's ``ParserTarget`` protocol (an HTML parser
+    passes str)."""
 
     def __init__(self) -> None:
         self._builder = etree.TreeBuilder()
         self._depth = 0
 
-    def start(self, tag: str, attrib: dict[str, str]) -> None:
+    def start(self, tag: str | bytes, attrib: dict[str | bytes, str | bytes]) -> None:
         self._depth += 1
         if self._depth <= _MAX_TREE_DEPTH:
             self._builder.start(tag, attrib)
         elif tag == "br":
             self._builder.data("\n")
 
-    def end(self, tag: str) -> None:
+    def end(self, tag: str | bytes) -> None:
         if self._depth <= _MAX_TREE_DEPTH:
             self._builder.end(tag)
         self._depth -= 1
 
-    def data(self, data: str) -> None:
+    def data(self, data: str | bytes) -> None:
         self._builder.data(data)
+
+    def comment(self, text: str | bytes) -> None:
+        """Comments are left out, as the main parser does (remove_comments)."""
 
     def close(self) -> etree._Element:
         return self._builder.close()
@@ -291,8 +297,8 @@ class _Walker:
         time_els: list[etree._Element] = []
         image_els: list[etree._Element] = []
         for node in run:
-            if node.__class__ is str:
-                chunks.append(node)  # type: ignore[arg-type]
+            if isinstance(node, str):
+                chunks.append(node)
                 continue
             part = _scan(node)
             chunks.append(part.text)
@@ -439,9 +445,9 @@ class _Scan:
 def _scan(node: _Node) -> _Scan:
     """Text of a subtree (its tail excluded) outside SKIP elements, and the
     links, times, images and media in it."""
-    if node.__class__ is str:
-        return _Scan(text=node)  # type: ignore[arg-type]
-    el: etree._Element = node  # type: ignore[assignment]
+    if isinstance(node, str):
+        return _Scan(text=node)
+    el = node
     scan = _Scan()
     if el.tag in SKIP:
         return scan
@@ -450,7 +456,7 @@ def _scan(node: _Node) -> _Scan:
         # The common case: lxml finds the elements and gathers the text in C.
         for item in found:
             _note(scan, item)
-        scan.text = "".join(el.itertext())
+        scan.text = "".join(_itertext(el))
         return scan
     _note(scan, el)
     scan.text = _walk_text(el, SKIP, lambda child: _note(scan, child))
@@ -476,8 +482,14 @@ def _get_text(el: etree._Element) -> str:
     if next(el.iterancestors("rt", "rp"), None) is not None:
         return ""
     if next(el.iterdescendants(_NOT_TEXT_TAGS), None) is None:
-        return "".join(el.itertext())
+        return "".join(_itertext(el))
     return _walk_text(el, _NOT_TEXT)
+
+
+def _itertext(el: etree._Element) -> Iterator[str]:
+    """``el.itertext()``: lxml-stubs type it ``str | bytes`` for any tree, but
+    a tree from the HTML parser only holds str."""
+    return cast("Iterator[str]", el.itertext())
 
 
 def _walk_text(

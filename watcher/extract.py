@@ -240,7 +240,7 @@ def _canonical(root: lxml.html.HtmlElement, url: str) -> str | None:
     for link in root.iter("link"):
         if "canonical" not in (link.get("rel") or "").lower().split():
             continue
-        href = (link.get("href") or "").strip()
+        href: str = (link.get("href") or "").strip()  # HtmlElement is Any in lxml-stubs
         if not href:
             continue
         resolved = urljoin(url, href)

@@ -52,7 +52,9 @@ def interval_s(
 def backoff_s(policy: Policy, failures: int, pinned_s: float | None) -> float:
     """Exponential back-off for a failing watch, never shorter than its own interval."""
     base = pinned_s or policy.min_interval_s
-    return min(max(policy.max_interval_s, base), base * 2 ** max(0, failures - 1))
+    # typeshed types int ** int as Any (a negative power is a float); this one is >= 0
+    factor: int = 2 ** max(0, failures - 1)
+    return min(max(policy.max_interval_s, base), base * factor)
 
 
 RETIRE_AFTER_QUIET_CHECKS = 12  # a resumed watch gets this many checks before retiring again
