@@ -9,12 +9,12 @@ from pathlib import Path
 import lxml.html
 import pytest
 
+from tests.conftest import corpus_files
 from watcher.extract import extract, one_line
 from watcher.models import PageMetadata
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "seeds" / "000_f45fe6e83c05ee36.txt"
-CORPUS = Path("/work/shared/corpus/snapshots")
 URL = "https://www.bbc.com/zhongwen/simp/world-59301487"
 
 
@@ -308,9 +308,8 @@ def test_one_line(html: str, expected: str) -> None:
 
 
 def corpus_bodies() -> list[Path]:
-    if not CORPUS.is_dir():
-        return []
-    return sorted(CORPUS.glob("*/*.md"))
+    """Corpus snapshot files (``tests.conftest.CORPUS``); empty when it is absent."""
+    return corpus_files("snapshots/*/*.md")
 
 
 def snapshot_html(path: Path) -> str:
