@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,8 +25,9 @@ from watcher.errors import (
     HTTPStatusError,
     InvalidURLError,
 )
-from watcher.fetch import Fetcher, FetchSettings, _parse_retry_after, decode_body, validate_url
+from watcher.fetch import Fetcher, _parse_retry_after, decode_body, validate_url
 from watcher.models import FetchResult
+from watcher.settings import FetchSettings, Settings
 
 Handler = Callable[["Request"], None]
 
@@ -118,7 +120,12 @@ class RecordingSleep:
         self.delays.append(delay)
 
 
-FAST = FetchSettings(timeout_s=2, retries=2, backoff_base_s=0.01, backoff_max_s=0.05)
+def fetch_settings(**changes: Any) -> FetchSettings:
+    """The default settings (as ``watcher run`` uses them) with ``changes``."""
+    return replace(Settings.from_env({}).fetch_settings(), **changes)
+
+
+FAST = fetch_settings(timeout_s=2, retries=2, backoff_base_s=0.01, backoff_max_s=0.05)
 
 
 def fetch(
@@ -285,7 +292,7 @@ def test_429_retry_after_is_honoured(server: Server) -> None:
             req.respond(200, b"ok")
 
     sleep = RecordingSleep()
-    settings = FetchSettings(retries=1, backoff_max_s=10)
+    settings = fetch_settings(retries=1, backoff_max_s=10)
     assert fetch(server.url("/busy"), settings, sleep).status == 200
     assert sleep.delays == [7.0]
 
@@ -294,7 +301,7 @@ def test_retry_after_is_capped(server: Server) -> None:
     server.routes["/busy"] = lambda req: req.respond(429, headers={"Retry-After": "3600"})
     sleep = RecordingSleep()
     with pytest.raises(HTTPStatusError) as info:
-        fetch(server.url("/busy"), FetchSettings(retries=2, backoff_max_s=30), sleep)
+        fetch(server.url("/busy"), fetch_settings(retries=2, backoff_max_s=30), sleep)
     assert info.value.status == 429
     assert sleep.delays == [30.0, 30.0]
 
@@ -311,7 +318,7 @@ def test_retry_after_http_date() -> None:
 def test_backoff_grows_exponentially_with_jitter(server: Server) -> None:
     server.routes["/down"] = lambda req: req.respond(503, b"down")
     sleep = RecordingSleep()
-    settings = FetchSettings(retries=3, backoff_base_s=1, backoff_max_s=3)
+    settings = fetch_settings(retries=3, backoff_base_s=1, backoff_max_s=3)
     with pytest.raises(HTTPStatusError) as info:
         fetch(server.url("/down"), settings, sleep)
     assert info.value.status == 503
@@ -325,7 +332,7 @@ def test_stalled_server_raises_timeout(server: Server) -> None:
     def _(req: Request) -> None:
         server.release.wait(5)
 
-    settings = FetchSettings(timeout_s=0.2, retries=1, backoff_base_s=0.01)
+    settings = fetch_settings(timeout_s=0.2, retries=1, backoff_base_s=0.01)
     started = time.perf_counter()
     with pytest.raises(FetchTimeoutError):
         fetch(server.url("/stall"), settings)
@@ -347,7 +354,7 @@ def test_slow_drip_body_hits_total_timeout(server: Server) -> None:
             if server.release.wait(0.05):
                 return
 
-    settings = FetchSettings(timeout_s=0.3, retries=0)
+    settings = fetch_settings(timeout_s=0.3, retries=0)
     with pytest.raises(FetchTimeoutError):
         fetch(server.url("/drip"), settings)
 
@@ -383,7 +390,7 @@ def _endless(server: Server, path: str, *, content_length: bool) -> dict[str, in
 def test_body_over_limit_is_abandoned(server: Server, content_length: bool) -> None:
     sent = _endless(server, "/big", content_length=content_length)
     with pytest.raises(BodyTooLargeError) as info:
-        fetch(server.url("/big"), FetchSettings(max_body_bytes=100_000))
+        fetch(server.url("/big"), fetch_settings(max_body_bytes=100_000))
     assert "100000" in str(info.value)
     assert sent["bytes"] < 32 * 1024 * 1024
 
@@ -452,7 +459,7 @@ def test_per_host_limit_is_respected(server: Server) -> None:
             active["now"] -= 1
         req.respond(200, b"ok")
 
-    settings = FetchSettings(per_host=2, max_connections=10)
+    settings = fetch_settings(per_host=2, max_connections=10)
 
     async def run() -> list[FetchResult]:
         async with Fetcher(settings) as fetcher:

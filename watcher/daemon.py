@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from watcher.errors import DaemonAlreadyRunningError
-from watcher.fetch import Fetcher, FetchSettings
+from watcher.fetch import Fetcher
 from watcher.pipeline import Pipeline
 from watcher.scheduler import Dispatcher, build_scheduler
 from watcher.settings import Settings
@@ -29,17 +29,6 @@ from watcher.store import Store, now_ms, safe_url
 log = logging.getLogger(__name__)
 LOCK_NAME = "daemon.lock"
 HEARTBEAT_NAME = "daemon.json"
-
-
-def fetch_settings(settings: Settings) -> FetchSettings:
-    return FetchSettings(
-        timeout_s=settings.timeout,
-        max_body_bytes=settings.max_body,
-        user_agent=settings.user_agent,
-        max_connections=settings.max_connections,
-        per_host=settings.per_host,
-        retries=settings.retries,
-    )
 
 
 def worker_id() -> str:
@@ -139,7 +128,7 @@ async def _serve(settings: Settings, store: Store) -> None:
         "watcher daemon %s started: database %s, data folder %s",
         worker, safe_url(settings.database_url), settings.home,
     )  # fmt: skip
-    async with Fetcher(fetch_settings(settings)) as fetcher:
+    async with Fetcher(settings.fetch_settings()) as fetcher:
         dispatcher = Dispatcher(store, Pipeline(store, fetcher, settings), settings, worker)
         scheduler = build_scheduler(dispatcher, settings)
         scheduler.add_job(

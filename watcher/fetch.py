@@ -26,7 +26,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import TracebackType
 from urllib.parse import SplitResult, urlsplit, urlunsplit
@@ -42,12 +42,12 @@ from watcher.errors import (
     InvalidURLError,
 )
 from watcher.models import FetchResult
+from watcher.settings import FetchSettings
 
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 
-DEFAULT_USER_AGENT = "watcher/0.1 (+https://example.invalid/watcher)"
 META_SNIFF_BYTES = 4096
 _ALLOWED_SCHEMES = ("http", "https")
 _BAD_HOST_CHARS = re.compile(r"[\s<>\"{}|\\^`]")
@@ -67,24 +67,6 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
-
-
-@dataclass(frozen=True)
-class FetchSettings:
-    """How the fetcher behaves; one frozen value, built once by the caller.
-
-    ``retries`` counts extra attempts, so a request is tried at most
-    ``retries + 1`` times.
-    """
-
-    timeout_s: float = 20.0
-    max_body_bytes: int = 10 * 1024 * 1024
-    user_agent: str = DEFAULT_USER_AGENT
-    max_connections: int = 20
-    per_host: int = 4
-    retries: int = 3
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 30.0
 
 
 def validate_url(url: str) -> str:
@@ -140,12 +122,12 @@ class Fetcher:
 
     def __init__(
         self,
-        settings: FetchSettings | None = None,
+        settings: FetchSettings,
         *,
         sleep: Sleep = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.settings = settings or FetchSettings()
+        self.settings = settings
         self._sleep = sleep
         self._random = random.Random()
         self._global = asyncio.Semaphore(self.settings.max_connections)
@@ -243,20 +225,20 @@ class Fetcher:
             if status == 429 or status >= 500:
                 retry_after = _parse_retry_after(response.headers.get("Retry-After"))
                 raise _Retryable(HTTPStatusError(url, status), retry_after)
-            common = {
-                "url": url,
-                "final_url": str(response.url),
-                "status": status,
-                "redirects": tuple(str(r.url) for r in response.history),
-                "etag": response.headers.get("ETag") or etag,
-                "last_modified": response.headers.get("Last-Modified") or last_modified,
-            }
+            head = FetchResult(
+                url=url,
+                final_url=str(response.url),
+                status=status,
+                redirects=tuple(str(r.url) for r in response.history),
+                etag=response.headers.get("ETag") or etag,
+                last_modified=response.headers.get("Last-Modified") or last_modified,
+            )
             if status == 304:
-                return FetchResult(**common, not_modified=True)
+                return replace(head, not_modified=True)
             body = await self._read_body(url, response)
         text, encoding = decode_body(body, response.headers.get("Content-Type"))
         digest = hashlib.sha256(body).hexdigest()
-        return FetchResult(**common, text=text, body_sha256=digest, encoding=encoding)
+        return replace(head, text=text, body_sha256=digest, encoding=encoding)
 
     async def _read_body(self, url: str, response: httpx.Response) -> bytes:
         """Read the decompressed body, giving up as soon as it passes the limit."""

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from watcher.fetch import FetchSettings
 from watcher.pipeline import Pipeline
 from watcher.settings import Settings
 from watcher.store import Store, WatchRecord, now_ms
@@ -52,9 +51,7 @@ class Dispatcher:
         # the per-host limit: a live daemon never loses a watch to another one
         # mid-check. The price: a crashed daemon's watches wait this long on
         # PostgreSQL (a lone SQLite daemon drops stale leases when it starts).
-        worst_check_s = settings.timeout * (settings.retries + 1) + (
-            FetchSettings.backoff_max_s * settings.retries
-        )
+        worst_check_s = settings.fetch_settings().worst_case_s
         queued = math.ceil(self.slots / max(1, settings.per_host))
         self.lease_ms = round((worst_check_s * queued + 60 + settings.grace) * 1000)
         self.tasks: set[asyncio.Task[object]] = set()

@@ -75,6 +75,11 @@ SPECS: tuple[Spec, ...] = (
     Spec("per_host", "WATCHER_PER_HOST", "4", "Fetches in flight at once per host.", int),
     Spec("retries", "WATCHER_RETRIES", "3",
          "Extra attempts after a timeout, 5xx or 429 (exponential backoff with jitter).", int),
+    Spec("retry_backoff", "WATCHER_RETRY_BACKOFF", "0.5s",
+         "Wait before the first retry; it doubles per attempt, with jitter.", parse_duration),
+    Spec("retry_backoff_max", "WATCHER_RETRY_BACKOFF_MAX", "30s",
+         "The longest wait between two attempts (a Retry-After above it is capped).",
+         parse_duration),
     Spec("min_interval", "WATCHER_MIN_INTERVAL", "5m",
          "Adaptive schedule: interval while an article is young or just changed.",
          parse_duration),
@@ -115,6 +120,31 @@ def _validate(values: dict[str, Any]) -> None:
         ) from None
 
 
+@dataclass(frozen=True, slots=True)
+class FetchSettings:
+    """How the fetcher behaves; built by :meth:`Settings.fetch_settings`, so
+    its values (and defaults) are the Settings' own.
+
+    ``retries`` counts extra attempts, so a request is tried at most
+    ``retries + 1`` times.
+    """
+
+    timeout_s: float
+    max_body_bytes: int
+    user_agent: str
+    max_connections: int
+    per_host: int
+    retries: int
+    backoff_base_s: float
+    backoff_max_s: float
+
+    @property
+    def worst_case_s(self) -> float:
+        """The longest one fetch can take: every attempt timing out, every
+        wait at its cap."""
+        return self.timeout_s * (self.retries + 1) + self.backoff_max_s * self.retries
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -126,6 +156,8 @@ class Settings:
     max_connections: int
     per_host: int
     retries: int
+    retry_backoff: float
+    retry_backoff_max: float
     min_interval: float
     max_interval: float
     retire_after: float
@@ -152,6 +184,19 @@ class Settings:
         if not values["database_url"]:
             values["database_url"] = f"sqlite:///{home / 'watcher.db'}"
         return cls(**values)
+
+    def fetch_settings(self) -> FetchSettings:
+        """The part of the settings the fetcher uses."""
+        return FetchSettings(
+            timeout_s=self.timeout,
+            max_body_bytes=self.max_body,
+            user_agent=self.user_agent,
+            max_connections=self.max_connections,
+            per_host=self.per_host,
+            retries=self.retries,
+            backoff_base_s=self.retry_backoff,
+            backoff_max_s=self.retry_backoff_max,
+        )
 
     @property
     def archive_dir(self) -> Path:
