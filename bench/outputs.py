@@ -24,6 +24,7 @@ from bench._common import corpus_or_exit
 from watcher.cli import main
 
 _PORT = re.compile(r"127\.0\.0\.1(:|%3A|_)\d+")
+_LOCAL_DIR = re.compile(r"(127\.0\.0\.1/[^/]*-)[0-9a-f]{8}")
 _VOLATILE = re.compile(r'"(next_check_at|created_at)": "[^"]*"')
 _LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ .*\n|^.*\r.*\n", re.MULTILINE)
 
@@ -44,6 +45,7 @@ def _tree(out: Path, prefix: str, root: Path) -> None:
     """Each file under ``root`` as its text (paths with the port masked)."""
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         relative = _PORT.sub(r"127.0.0.1\1PORT", path.relative_to(root).as_posix())
+        relative = _LOCAL_DIR.sub(r"\1HASH", relative)  # the folder hash covers the port
         data = path.read_bytes()
         try:
             text = data.decode("utf-8")
@@ -72,7 +74,9 @@ def main_(out: Path) -> int:
     listing = _run(runner, "list", "--json", home=home)
     _write(out, "import/list.json", _VOLATILE.sub("", listing))
     for n, url in enumerate(sorted(set(re.findall(r'"url": "([^"]+)"', listing)))):
-        _write(out, f"import/history/{n:03d}.json", _run(runner, "history", url, "--json", home=home))
+        _write(
+            out, f"import/history/{n:03d}.json", _run(runner, "history", url, "--json", home=home)
+        )
     _run(runner, "export", str(work / "export"), home=home)
     _tree(out, "import/export", work / "export")
     _tree(out, "import/archive", home / "archive")

@@ -4,21 +4,28 @@ versions checked from a real local server."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-from tests.http_server import LocalServer
+from tests.support.http_server import LocalServer
+from tests.support.newsroom import Newsroom
 from watcher import api
 from watcher import snapshot as snapshot_mod
 from watcher.cli import main
-from watcher.demo import Newsroom
+from watcher.errors import WatcherError
+from watcher.models import Change, Verdict
 from watcher.settings import Settings
+from watcher.store import Store, WatchRecord, WatchState
 
 SEED = snapshot_mod.read(Path(__file__).resolve().parents[1] / "seeds" / "000_f45fe6e83c05ee36.txt")
 URL = "https://www.bbc.com/zhongwen/simp/world-59301487"
@@ -141,8 +148,19 @@ def test_removing_an_unwatched_url_is_one_line_and_exit_2(cli: Cli) -> None:
 def test_a_too_short_interval_is_refused(cli: Cli) -> None:
     result = cli("add", URL, "--interval", "30s")
     assert result.exit_code == 2
-    assert "at least 1m" in result.stderr
+    assert (
+        result.stderr == "watcher: error: --interval must be at least 1m: be kind to news sites\n"
+    )
     assert listed(cli) == []
+
+
+def test_the_api_refuses_a_too_short_interval_too_and_adds_nothing(store: Store) -> None:
+    for too_short in (1, 59.9):
+        with pytest.raises(WatcherError, match=r"^--interval must be at least 1m"):
+            api.add_watches(store, [URL, "https://example.com/news/2"], interval_s=too_short)
+    assert store.list_watches() == []
+    [added] = api.add_watches(store, [URL], interval_s=60)
+    assert (added.created, store.list_watches()[0].interval_s) == (True, 60)
 
 
 def test_check_history_diff_and_export_from_a_local_site(cli: Cli, tmp_path: Path) -> None:
@@ -170,3 +188,202 @@ def test_check_history_diff_and_export_from_a_local_site(cli: Cli, tmp_path: Pat
     assert exported.stdout == f"wrote 2 versions to {tmp_path / 'copy'}\n"
     files = sorted((tmp_path / "copy").rglob("*.md"))
     assert [snapshot_mod.read(f).title for f in files] == [SEED.title, SEED.title]
+
+
+# -- the API does the work, the CLI prints it -----------------------------------------
+T0 = SEED.captured_at or 0  # 2021-11-16T02:43:04Z
+MINUTE_MS = 60_000
+
+
+@contextmanager
+def selects(store: Store) -> Iterator[list[str]]:
+    """The SELECT statements the store sends to its database inside the block."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+
+
+def _change(summary: str) -> Change:
+    return Change(
+        url=URL,
+        title_before=SEED.title,
+        title_after=SEED.title,
+        captured_before=None,
+        captured_after=None,
+        items=(),
+        verdict=Verdict.SIGNIFICANT,
+        summary=summary,
+    )
+
+
+def _with_history(store: Store, versions: int) -> WatchRecord:
+    """URL watched, with ``versions`` versions, an edit leading to each after the
+    first, and finally a removal (the article answered 404)."""
+    api.add_watches(store, [URL], now=T0)
+    watch = api.require_watch(store, URL)
+    previous = None
+    for n in range(1, versions + 1):
+        text = f"body {n}"
+        version = store.add_version(
+            watch.id,
+            captured_at=T0 + n * MINUTE_MS,
+            content_sha256=hashlib.sha256(text.encode()).hexdigest(),
+            content_text=text,
+            http_status=200,
+            final_url=URL,
+            title=f"title {n}",
+            archive_path=None,
+        )
+        if previous is not None:
+            store.add_change(
+                _change(f"edit {n}"),
+                watch_id=watch.id,
+                old_version_id=previous.id,
+                new_version_id=version.id,
+                created_at=T0 + n * MINUTE_MS,
+            )
+        previous = version
+    assert previous is not None
+    store.add_change(
+        _change("article removed (HTTP 404)"),
+        watch_id=watch.id,
+        old_version_id=previous.id,
+        new_version_id=None,
+        created_at=T0 + (versions + 2) * MINUTE_MS,
+    )
+    return watch
+
+
+def test_history_pairs_each_version_with_its_change_in_three_queries(store: Store) -> None:
+    _with_history(store, versions=6)
+    with selects(store) as seen:
+        hist = api.history(store, URL)
+    assert len(seen) == 3  # the watch, its versions, its changes: not one per version
+    assert hist.watch.url == URL
+    assert [(e.version.seq, e.change.summary if e.change else None) for e in hist.versions] == [
+        (1, None),
+        *((n, f"edit {n}") for n in range(2, 7)),
+    ]
+    for entry in hist.versions[1:]:
+        assert entry.change is not None and entry.change.new_version_id == entry.version.id
+    assert [c.summary for c in hist.removals] == ["article removed (HTTP 404)"]
+    assert hist.latest_change == hist.removals[0]
+
+
+def test_history_command_prints_versions_and_the_removal(cli: Cli) -> None:
+    cli("add", URL)
+    store = api.open_store(cli.settings())
+    try:
+        _with_history(store, versions=2)
+    finally:
+        store.close()
+    text = cli("history", URL)
+    assert (text.exit_code, text.stderr) == (0, "")
+    assert text.stdout == (
+        f"{URL} (active)\n"
+        "    v1  2021-11-16 02:44  first        first capture\n"
+        "    v2  2021-11-16 02:45  significant  edit 2\n"
+        "     -  2021-11-16 02:47  significant  article removed (HTTP 404)\n"
+    )
+    rows = json.loads(cli("history", URL, "--json").stdout)
+    assert rows == [
+        {"version": 1, "captured_at": "2021-11-16T02:44:04+00:00", "title": "title 1",
+         "verdict": "first", "summary": "first capture", "archive_path": None},
+        {"version": 2, "captured_at": "2021-11-16T02:45:04+00:00", "title": "title 2",
+         "verdict": "significant", "summary": "edit 2", "archive_path": None},
+        {"version": None, "captured_at": "2021-11-16T02:47:04+00:00", "title": "",
+         "verdict": "significant", "summary": "article removed (HTTP 404)",
+         "archive_path": None},
+    ]  # fmt: skip
+
+
+def test_watches_to_check_is_one_query_for_any_number_of_watches(store: Store) -> None:
+    urls = [f"https://example.com/news/{n}" for n in range(8)]
+    api.add_watches(store, urls)
+    store.set_state(urls[3], WatchState.PAUSED)
+    store.set_state(urls[5], WatchState.RETIRED)
+    with selects(store) as seen:
+        every = api.watches_to_check(store, None)
+    assert len(seen) == 1
+    assert [w.url for w in every] == [u for u in urls if u != urls[3]]  # all but the paused
+
+    with selects(store) as seen:
+        named = api.watches_to_check(store, [urls[6], urls[1] + "#comments", urls[6]])
+    assert len(seen) == 1
+    assert [w.url for w in named] == [urls[6], urls[1]]  # as given, normalised, each once
+    with pytest.raises(WatcherError, match=r"^https://example\.com/other is not watched"):
+        api.watches_to_check(store, [urls[0], "https://example.com/other"])
+
+
+def test_remove_removes_nothing_when_one_url_is_not_watched(cli: Cli) -> None:
+    other = "https://example.com/news/2"
+    cli("add", URL, other)
+    result = cli("remove", URL, "https://example.com/never-added")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "watcher: error: https://example.com/never-added is not watched (see `watcher list`)\n"
+    )
+    assert [row["url"] for row in listed(cli)] == [URL, other]
+    both = cli("remove", URL, other)
+    assert (both.exit_code, both.stdout) == (0, f"removed: {URL}\nremoved: {other}\n")
+    assert listed(cli) == []
+
+
+def test_list_watches_and_remove_watches(store: Store) -> None:
+    api.add_watches(store, [URL, "https://example.com/news/2"])
+    assert [w.url for w in api.list_watches(store)] == [URL, "https://example.com/news/2"]
+    assert api.remove_watches(store, ["https://example.com/news/2"]) == [
+        "https://example.com/news/2"
+    ]
+    assert [w.url for w in api.list_watches(store)] == [URL]
+
+
+def test_pause_and_resume_of_a_never_checked_watch_keeps_it_never_checked(cli: Cli) -> None:
+    cli("add", URL)
+    assert cli("pause", URL).stdout == f"paused: {URL}\n"
+    assert listed(cli)[0]["state"] == "paused"
+    assert cli("resume", URL).stdout == f"resumed: {URL}\n"
+    [row] = listed(cli)
+    assert (row["state"], row["last_checked_at"]) == ("active", None)  # not 1970-01-01
+    assert "1970" not in cli("list").stdout
+
+
+def test_pause_and_resume_leave_a_running_checks_lease_alone(store: Store) -> None:
+    api.add_watches(store, [URL], now=T0)
+    watch = api.require_watch(store, URL)
+    store.release(
+        watch.id, next_check_at=T0 + 3_600_000, failure_count=3, unchanged_count=9,
+        last_checked_at=T0, state=WatchState.FAILING,
+    )  # fmt: skip
+    [claimed] = store.claim("daemon-1", [watch.id], T0 + 1, lease_ms=900_000)
+
+    api.set_paused(store, URL, True)
+    paused = api.require_watch(store, URL)
+    assert paused.state is WatchState.PAUSED
+    assert (paused.claimed_by, paused.claimed_until) == ("daemon-1", claimed.claimed_until)
+
+    api.set_paused(store, URL, False, now=T0 + 5)
+    resumed = api.require_watch(store, URL)
+    assert (resumed.state, resumed.next_check_at) == (WatchState.ACTIVE, T0 + 5)
+    assert (resumed.failure_count, resumed.unchanged_count) == (0, 0)
+    assert resumed.last_checked_at == T0
+    assert (resumed.claimed_by, resumed.claimed_until) == ("daemon-1", claimed.claimed_until)
+
+
+def test_status_never_shows_the_database_password(store: Store, tmp_path: Path) -> None:
+    secret = "s3cret-pw"
+    settings = Settings.from_env(
+        {"WATCHER_DATABASE_URL": f"postgresql+psycopg://watcher:{secret}@db.example.org/watcher"},
+        home=tmp_path / "home",
+    )
+    st = api.status(settings, store)
+    assert secret not in st.database
+    assert st.database == "postgresql+psycopg://watcher:***@db.example.org/watcher"

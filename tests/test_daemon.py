@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from tests.http_server import Handler, LocalServer, Request
+from tests.support.http_server import Handler, LocalServer, Request
 from watcher import api
 from watcher import snapshot as snapshot_mod
 from watcher.cli import main

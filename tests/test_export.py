@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from tests.conftest import CORPUS
 from tests.test_importer import history, open_store, seed
-from watcher import api, importer, snapshot
+from watcher import api, snapshot
 from watcher.cli import main
 from watcher.importer import import_paths
 from watcher.store import Store
@@ -41,9 +41,9 @@ def test_every_version_exports_byte_identical_to_the_imported_file(
     mismatched = []
     for path in sorted([*CORPUS.glob("snapshots/*/*.md"), *CORPUS.glob("pairs/*/v*.md")]):
         data = path.read_bytes()
-        text = importer.normalise_text(data, str(path))
+        text = snapshot.file_text(data, str(path))
         snap = snapshot.parse(text)
-        content = importer.split_capture_time(text)
+        content = snapshot.split_capture_time(text)
         watch = store.get_watch(normalise_url(snap.url))
         assert watch is not None and snap.captured_at is not None
         sha = hashlib.sha256(content.encode("utf-8")).hexdigest()

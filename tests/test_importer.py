@@ -100,19 +100,19 @@ def test_only_web_urls_identify_articles() -> None:
 def test_every_corpus_file_round_trips_through_split_and_join(corpus: Path, pattern: str) -> None:
     """What export writes for an imported file is the file (LF line endings)."""
     for path in sorted(corpus.glob(pattern)):
-        text = importer.normalise_text(path.read_bytes(), str(path))
+        text = snapshot.file_text(path.read_bytes(), str(path))
         captured = snapshot.parse(text).captured_at or 1_600_000_000_000
-        content = importer.split_capture_time(text)
+        content = snapshot.split_capture_time(text)
         assert "<!--" not in content.split("\n", 12)[0] or content == text
-        assert importer.join_capture_time(content, captured) == text, path
-        assert importer.split_capture_time(importer.join_capture_time(content, 7)) == content
+        assert snapshot.join_capture_time(content, captured) == text, path
+        assert snapshot.split_capture_time(snapshot.join_capture_time(content, 7)) == content
 
 
 def test_daemon_content_joins_to_the_canonical_render() -> None:
     snap = snapshot.parse(seed("https://x.org/a", BODY, 1637030584000))
     content = snapshot.content_text(snap)
-    assert importer.split_capture_time(snapshot.render(snap)) == content
-    assert importer.join_capture_time(content, 1637030584000) == snapshot.render(snap)
+    assert snapshot.split_capture_time(snapshot.render(snap)) == content
+    assert snapshot.join_capture_time(content, 1637030584000) == snapshot.render(snap)
 
 
 # -- the corpus -------------------------------------------------------------------------
@@ -179,9 +179,9 @@ def test_imported_archive_files_are_the_source_files(
 
 
 def _key(path: Path) -> tuple[str, int, str]:
-    text = importer.normalise_text(path.read_bytes(), str(path))
+    text = snapshot.file_text(path.read_bytes(), str(path))
     snap = snapshot.parse(text)
-    content = importer.split_capture_time(text)
+    content = snapshot.split_capture_time(text)
     assert snap.captured_at is not None
     sha = hashlib.sha256(content.encode("utf-8")).hexdigest()
     return normalise_url(snap.url), snap.captured_at, sha

@@ -1,7 +1,7 @@
 """One watch checked end to end: a real server on 127.0.0.1, the real pipeline,
 and a real database (every test runs on SQLite and on PostgreSQL).
 
-The page is the seed article served as a full page by the demo's newsroom,
+The page is the seed article served as a full page by the test newsroom,
 which edits it between checks; only the pipeline's clock is simulated, so
 "14 分钟前" can honestly become "1 小时前".
 """
@@ -10,27 +10,33 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.http_server import LocalServer, Request
-from watcher import api, notify
+from tests.support.clock import Clock
+from tests.support.http_server import LocalServer, Request
+from tests.support.newsroom import LEAD, Newsroom
+from tests.support.passes import daemon_pass
+from watcher import api
 from watcher import snapshot as snapshot_mod
-from watcher.daemon import fetch_settings
-from watcher.demo import LEAD, Clock, Newsroom
-from watcher.fetch import Fetcher, FetchSettings
+from watcher.errors import StoreError
+from watcher.fetch import Fetcher
+from watcher.models import change_from_dict
+from watcher.outputs.reports import report_paths
 from watcher.pipeline import CheckResult, Pipeline
-from watcher.report import change_from_dict
-from watcher.settings import Settings
+from watcher.settings import FetchSettings, Settings
 from watcher.store import (
     ChangeRecord,
     ChangeVerdict,
     CheckOutcome,
     CheckRecord,
     Store,
+    Transaction,
     VersionRecord,
     WatchRecord,
     WatchState,
@@ -93,21 +99,14 @@ def site() -> Iterator[LocalServer]:
 @pytest.fixture
 def env(store: Store, db_url: str, tmp_path: Path, site: LocalServer) -> Env:
     settings = Settings.from_env({}, home=tmp_path, database_url=db_url, retries=0, timeout=5.0)
-    fetch = replace(fetch_settings(settings), backoff_base_s=0.01, backoff_max_s=0.05)
+    fetch = replace(settings.fetch_settings(), backoff_base_s=0.01, backoff_max_s=0.05)
     return Env(store, settings, site, Clock(now_ms()), fetch)
 
 
 def newsroom(env: Env, path: str = ARTICLE) -> Newsroom:
     """The seed article served at ``path``; edits show on the next request."""
     room = Newsroom(title=SEED.title, main=SEED.body, url=env.site.url(path))
-
-    def serve(req: Request) -> None:
-        with room.lock:
-            found = room.status == 200
-            body = room.page().encode("utf-8") if found else b"<h1>404 Not Found</h1>"
-        req.respond(200 if found else 404, body)
-
-    env.site.route(path, serve)
+    env.site.route(path, room.respond)
     return room
 
 
@@ -221,7 +220,7 @@ def test_paragraph_edit_is_significant_reported_and_marked(env: Env) -> None:
     assert "paragraph_edited" in change.kinds
     assert change.reported_at is not None
     assert env.store.unreported_changes() == []
-    md, html = (env.settings.reports_dir / p for p in notify.report_paths(url, 2))
+    md, html = (env.settings.reports_dir / p for p in report_paths(url, 2))
     assert "持续~~数~~**约三**个小时" in md.read_text(encoding="utf-8")
     assert "<html" in html.read_text(encoding="utf-8").lower()
     assert env.watch(url).last_change_at == env.clock()
@@ -382,7 +381,7 @@ def test_body_over_the_limit_fails_that_watch_only(
     site.page("/small", f"<html><head><title>短讯</title></head><body><p>{LEAD}</p></body></html>")
     api.add_watches(store, [site.url("/big"), site.url("/small")])
 
-    api.run_due_once(settings, store)  # one daemon pass: the dispatcher and real fetcher
+    daemon_pass(settings, store)  # one daemon pass: the dispatcher and real fetcher
 
     big_watch, small_watch = store.get_watch(site.url("/big")), store.get_watch(site.url("/small"))
     assert big_watch is not None and small_watch is not None
@@ -462,8 +461,65 @@ def test_a_report_that_could_not_be_written_is_written_later(env: Env) -> None:
     pipeline = Pipeline(env.store, None, env.settings, clock=env.clock)  # type: ignore[arg-type]
     assert pipeline.report_pending() == 1
     assert env.store.unreported_changes() == []
-    md, _ = (env.settings.reports_dir / p for p in notify.report_paths(url, 2))
+    md, _ = (env.settings.reports_dir / p for p in report_paths(url, 2))
     assert "约三" in md.read_text(encoding="utf-8")
+
+
+def test_a_crash_between_the_gone_change_and_the_release_records_it_once(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The removal, its check and the lease release commit together: a crash
+    before the release leaves nothing behind, so the next check records the
+    removal once (it used to commit the change first and record it again)."""
+    room = newsroom(env)
+    url = env.add(ARTICLE)
+    env.check(url)
+    room.status = 404
+    env.clock.advance(60)
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise StoreError("database error: the connection went away")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Transaction, "release", crash)
+        failed = env.check(url)
+    assert failed.outcome is CheckOutcome.ERROR
+    assert env.changes(url) == [] and env.watch(url).state is WatchState.ACTIVE
+
+    env.clock.advance(60)
+    assert env.check(url).outcome is CheckOutcome.GONE
+    env.clock.advance(60)
+    assert env.check(url).outcome is CheckOutcome.GONE
+    assert [c.kinds for c in env.changes(url)] == [("gone",)]
+
+
+def test_a_failed_check_is_written_off_the_event_loop_in_one_transaction(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env.site.page(ARTICLE, b"<h1>Internal Server Error</h1>", status=500)
+    url = env.add(ARTICLE)
+    threads: list[str] = []
+    original = Transaction.record_check
+
+    def record_check(self: Transaction, *args: Any, **kwargs: Any) -> int:
+        threads.append(threading.current_thread().name)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Transaction, "record_check", record_check)
+    result = env.check(url)
+    assert (result.outcome, result.error) == (CheckOutcome.ERROR, "HTTP 500")
+    assert threads and threading.main_thread().name not in threads
+    [check] = env.checks(url)
+    assert (check.outcome, check.error) == (CheckOutcome.ERROR, "HTTP 500")
+    assert env.watch(url).failure_count == 1 and env.watch(url).claimed_by is None
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise StoreError("database error: the connection went away")
+
+    monkeypatch.setattr(Transaction, "release", crash)
+    env.clock.advance(60)
+    env.check(url)  # logged, not raised; the check row rolled back with the release
+    assert len(env.checks(url)) == 1 and env.watch(url).failure_count == 1
 
 
 def test_errors_do_not_turn_a_gone_article_into_news_again(env: Env) -> None:

@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from watcher import report
-from watcher.models import Change, ChangeItem, Verdict
+from watcher.errors import ChangeRecordError, WatcherError
+from watcher.models import (
+    Change,
+    ChangeItem,
+    ChangeKind,
+    Verdict,
+    change_from_dict,
+    change_to_dict,
+)
 
 BEFORE_MS = 1637030584000  # 2021-11-16 02:43:04 UTC = 10:43:04 in Asia/Shanghai
 AFTER_MS = 1637034304000  # 2021-11-16 03:45:04 UTC = 11:45:04 in Asia/Shanghai
@@ -27,7 +35,7 @@ TEXT_FORMATS = ("text", "md", "html")
 
 
 def _item(kind: str, significant: bool = True, location: str = "", **kw: Any) -> ChangeItem:
-    return ChangeItem(kind, significant, location, **kw)
+    return ChangeItem(ChangeKind(kind), significant, location, **kw)
 
 
 def make_change(*items: ChangeItem, verdict: Verdict = Verdict.SIGNIFICANT) -> Change:
@@ -81,7 +89,7 @@ def every_kind() -> Change:
             "redirected", location="url", before="https://a.example/", after="https://b.example/"
         ),
         _item("reverted", location="body", detail="same as version 2"),
-        _item("some_future_kind", location="?", before={"k": 1}, after={"k": 2}),
+        _item("link_list_edited", location="?", before={"k": 1}, after={"k": 2}),
     )
 
 
@@ -197,7 +205,7 @@ def test_moved_items_and_details_are_shown() -> None:
     assert "Quote moved" in out
     assert "from #9 to #6" in out
     assert "same as version 2" in out
-    assert "Some future kind" in out
+    assert "Link list edited" in out
 
 
 def test_many_noise_items_are_cut_short_in_text() -> None:
@@ -336,8 +344,8 @@ def test_terminal_text_cannot_carry_escape_sequences_from_content() -> None:
 def test_json_round_trips(change: Change) -> None:
     data = json.loads(report.render_json(change))
     assert data["schema"] == 1
-    assert report.change_from_dict(data) == change
-    assert report.change_from_dict(report.change_to_dict(change)) == change
+    assert change_from_dict(data) == change
+    assert change_from_dict(change_to_dict(change)) == change
 
 
 def test_json_stores_inline_as_lists_and_keeps_cjk_readable() -> None:
@@ -349,38 +357,45 @@ def test_json_stores_inline_as_lists_and_keeps_cjk_readable() -> None:
 
 
 def test_json_load_ignores_unknown_keys_and_fills_defaults() -> None:
-    data = report.change_to_dict(every_kind())
+    data = change_to_dict(every_kind())
     data["added_in_a_later_version"] = {"x": 1}
     data["items"][0]["confidence"] = 0.9
-    assert report.change_from_dict(data) == every_kind()
+    assert change_from_dict(data) == every_kind()
     minimal = {"url": "https://a.example/", "verdict": "none", "items": [{"kind": "gone"}]}
-    change = report.change_from_dict(minimal)
-    assert change.items[0] == ChangeItem("gone", True, "")
+    change = change_from_dict(minimal)
+    assert change.items[0] == ChangeItem(ChangeKind.GONE, True, "")
     assert change.captured_after is None
 
 
+def test_a_record_with_an_unknown_kind_is_refused_not_misread() -> None:
+    data = change_to_dict(make_change(_item("title")))
+    data["items"][0]["kind"] = "some_future_kind"
+    with pytest.raises(ChangeRecordError, match="some_future_kind"):
+        change_from_dict(data)
+
+
 def test_json_refuses_a_newer_schema() -> None:
-    data = report.change_to_dict(make_change())
+    data = change_to_dict(make_change())
     data["schema"] = 2
-    with pytest.raises(ValueError, match="schema"):
-        report.change_from_dict(data)
+    with pytest.raises(ChangeRecordError, match="schema"):
+        change_from_dict(data)
 
 
 def test_json_turns_tuples_into_lists() -> None:
     change = make_change(_item("link_changed", before=("https://a.example/",), after=()))
-    assert report.change_to_dict(change)["items"][0]["before"] == ["https://a.example/"]
+    assert change_to_dict(change)["items"][0]["before"] == ["https://a.example/"]
 
 
 # -- errors --------------------------------------------------------------------------
 
 
-def test_unknown_format_raises_value_error() -> None:
-    with pytest.raises(ValueError, match="unknown report format 'pdf'"):
+def test_unknown_format_raises_a_watcher_error() -> None:
+    with pytest.raises(WatcherError, match="unknown report format 'pdf'"):
         report.render(make_change(), "pdf")
 
 
-def test_unknown_time_zone_raises_value_error() -> None:
-    with pytest.raises(ValueError, match="Mars/Olympus"):
+def test_unknown_time_zone_raises_a_watcher_error() -> None:
+    with pytest.raises(WatcherError, match="Mars/Olympus"):
         report.render(make_change(), "text", tz="Mars/Olympus")
 
 

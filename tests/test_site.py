@@ -1,7 +1,7 @@
 """The report site: pages, links, escaping, the Atom feed, incremental updates, the CLI.
 
-Histories come from two places: the real daemon pipeline against the demo's
-local newsroom (fetch, extract, diff, store, notify), and versions stored
+Histories come from two places: the real daemon pipeline against the test
+newsroom (fetch, extract, diff, store, notify), and versions stored
 directly the way an importer stores them (for content no newsroom page would
 survive extraction with, like a hostile title).
 """
@@ -26,18 +26,20 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from watcher import api, archive, site
+from tests.support.clock import Clock
+from tests.support.newsroom import SEED, Newsroom, serve
+from watcher import api, archive
 from watcher import snapshot as snapshot_mod
 from watcher.cli import main
-from watcher.daemon import fetch_settings, worker_id
-from watcher.demo import SEED, Clock, Newsroom, serve
+from watcher.daemon import worker_id
 from watcher.diff import diff_snapshots
-from watcher.feed import atom_time
 from watcher.fetch import Fetcher
-from watcher.models import Snapshot
-from watcher.notify import write_reports
+from watcher.models import Change, Snapshot, change_from_dict
+from watcher.outputs import site
+from watcher.outputs.atom import atom_time
+from watcher.outputs.reports import SiteUpdates, write_change_reports
 from watcher.pipeline import Pipeline
-from watcher.report import change_from_dict, change_to_dict, render_html, render_html_fragment
+from watcher.report import render_html, render_html_fragment
 from watcher.scheduler import Dispatcher
 from watcher.settings import Settings
 from watcher.store import Store, WatchRecord, upgrade
@@ -82,13 +84,10 @@ def store_history(store: Store, url: str, snaps: list[Snapshot]) -> WatchRecord:
             if previous is not None:
                 change = diff_snapshots(previous[0], s)
                 tx.add_change(
-                    watch.id,
-                    previous[1],
-                    version.id,
-                    verdict=change.verdict.value,
-                    kinds=change.kinds,
-                    summary=change.summary,
-                    record=change_to_dict(change),
+                    change,
+                    watch_id=watch.id,
+                    old_version_id=previous[1],
+                    new_version_id=version.id,
                     created_at=s.captured_at,
                 )
         previous = (s, version.id)
@@ -135,7 +134,7 @@ def hostile_history(store: Store, url: str, start: int) -> WatchRecord:
 
 
 def demo_history(home: Path) -> tuple[Settings, str]:
-    """The real daemon pipeline against the demo newsroom: a tick (noise), an edit,
+    """The real daemon pipeline against the test newsroom: a tick (noise), an edit,
     an insertion, a takedown. Notify writes reports and keeps home/site current."""
     settings = make_settings(home)
     seed = snapshot_mod.read(SEED)
@@ -167,7 +166,7 @@ def run_pass(settings: Settings, store: Store, clock: Clock) -> None:
     """One daemon pass with the simulated clock, like the demo's."""
 
     async def run() -> None:
-        async with Fetcher(fetch_settings(settings)) as fetcher:
+        async with Fetcher(settings.fetch_settings()) as fetcher:
             pipeline = Pipeline(store, fetcher, settings, clock=clock)
             await Dispatcher(store, pipeline, settings, worker_id(), clock=clock).run_until_idle()
 
@@ -446,10 +445,23 @@ def next_version(store: Store, watch: WatchRecord, paragraphs: list[str], at: in
             archive_path=None,
         )  # fmt: skip
         tx.add_change(
-            watch.id, latest.id, version.id, verdict=change.verdict.value, kinds=change.kinds,
-            summary=change.summary, record=change_to_dict(change), created_at=at,
+            change, watch_id=watch.id, old_version_id=latest.id, new_version_id=version.id,
+            created_at=at,
         )  # fmt: skip
     return new
+
+
+def write_reports(
+    settings: Settings, url: str, seq: int, change: Change, *, store: Store
+) -> list[Path]:
+    """What the pipeline does for one stored change: its reports, then the
+    site flush the daemon runs after a batch of checks."""
+    updates = SiteUpdates(settings)
+    written = write_change_reports(settings, url, seq, change)
+    watch = store.get_watch(url)
+    assert watch is not None
+    updates.mark(watch.id, change.significant)
+    return written + updates.flush(store)
 
 
 def test_a_change_rewrites_only_its_article_the_index_recent_and_feed(

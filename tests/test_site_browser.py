@@ -25,7 +25,8 @@ from typing import Any
 import pytest
 
 from tests.test_site import HOSTILE_TITLE, calm_history, demo_history, hostile_history
-from watcher import api, site
+from watcher import api
+from watcher.outputs import site
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -9,35 +9,36 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from watcher import archive
 from watcher import snapshot as snapshot_mod
-from watcher.daemon import fetch_settings, is_locked, read_heartbeat, worker_id
+from watcher.daemon import is_locked, read_heartbeat, worker_id
 from watcher.diff import diff_snapshots
 from watcher.errors import InvalidURLError, WatcherError
 from watcher.fetch import Fetcher
-from watcher.importer import join_capture_time
-from watcher.models import Change, Snapshot
+from watcher.models import Change, change_from_dict
 from watcher.pipeline import CheckResult, Pipeline
-from watcher.report import change_from_dict
-from watcher.scheduler import Dispatcher
 from watcher.settings import Settings
 from watcher.store import (
+    ChangeRecord,
     CheckOutcome,
     Store,
     VersionRecord,
     WatchRecord,
     WatchState,
+    WatchSummary,
     current_revision,
     now_ms,
+    safe_url,
     upgrade,
 )
 from watcher.urlnorm import normalise_url
 
 HOUR_MS = 3_600_000
+MIN_INTERVAL_S = 60  # a pinned interval shorter than this is refused
 
 
 def open_store(settings: Settings, *, create: bool = True) -> Store:
@@ -64,7 +65,13 @@ def add_watches(
     tags: Iterable[str] = (),
     now: int | None = None,
 ) -> list[Added]:
-    """Validate and add each URL; a bad one is reported, not fatal."""
+    """Validate and add each URL; a bad one is reported, not fatal.
+
+    A pinned ``interval_s`` under :data:`MIN_INTERVAL_S` is refused
+    (WatcherError) before any URL is added.
+    """
+    if interval_s is not None and interval_s < MIN_INTERVAL_S:
+        raise WatcherError("--interval must be at least 1m: be kind to news sites")
     out: list[Added] = []
     for raw in urls:
         try:
@@ -92,8 +99,47 @@ def urls_from_file(path: Path) -> list[str]:
 def require_watch(store: Store, url: str) -> WatchRecord:
     watch = store.get_watch(_normalise(url))
     if watch is None:
-        raise WatcherError(f"{url} is not watched (see `watcher list`)")
+        raise _not_watched(url)
     return watch
+
+
+def require_watches(store: Store, urls: Iterable[str]) -> list[WatchRecord]:
+    """The watches of ``urls`` in the order given (each once), from one query;
+    WatcherError names the first URL that is not watched."""
+    wanted = [(url, _normalise(url)) for url in urls]
+    found = {w.url: w for w in store.watches(urls={norm for _, norm in wanted})}
+    out: dict[int, WatchRecord] = {}
+    for url, norm in wanted:
+        watch = found.get(norm)
+        if watch is None:
+            raise _not_watched(url)
+        out.setdefault(watch.id, watch)
+    return list(out.values())
+
+
+def _not_watched(url: str) -> WatcherError:
+    return WatcherError(f"{url} is not watched (see `watcher list`)")
+
+
+def list_watches(store: Store) -> list[WatchSummary]:
+    """Every watch with its version count and latest title, oldest watch first."""
+    return store.list_watches()
+
+
+def remove_watches(store: Store, urls: Iterable[str]) -> list[str]:
+    """Stop watching ``urls`` and delete their stored versions; return the URLs
+    removed. All are looked up first: if one is not watched, nothing is removed."""
+    watches = require_watches(store, urls)
+    with store.transaction() as tx:
+        return [w.url for w in watches if tx.remove_watch(w.url)]
+
+
+def watches_to_check(store: Store, urls: Iterable[str] | None) -> list[WatchRecord]:
+    """The watches ``watcher check`` runs: those of ``urls``, or (None) every
+    watch that is not paused. One query either way."""
+    if urls is None:
+        return store.watches(states=[st for st in WatchState if st is not WatchState.PAUSED])
+    return require_watches(store, urls)
 
 
 def _normalise(url: str) -> str:
@@ -117,7 +163,7 @@ def check_now(
     settings: Settings,
     store: Store,
     watches: list[WatchRecord],
-    on_done: Callable[[CheckResult], None] | None = None,
+    on_done: Callable[[CheckResult], object] | None = None,
 ) -> CheckRun:
     """One immediate pass over ``watches``, concurrently, whatever their schedule.
 
@@ -130,7 +176,7 @@ def check_now(
     busy = [w.url for w in watches if w.id not in claimed_ids]
 
     async def run() -> list[CheckResult]:
-        async with Fetcher(fetch_settings(settings)) as fetcher:
+        async with Fetcher(settings.fetch_settings()) as fetcher:
             pipeline = Pipeline(store, fetcher, settings)
             limit = asyncio.Semaphore(max(1, settings.max_connections))
 
@@ -151,24 +197,43 @@ def check_now(
     return CheckRun(asyncio.run(run()), busy)
 
 
-def run_due_once(settings: Settings, store: Store) -> None:
-    """Claim and check every due watch once, like one daemon pass (demo, tests)."""
+@dataclass(frozen=True, slots=True)
+class VersionEntry:
+    """A stored version and the change that led to it (None: the first capture)."""
 
-    async def run() -> None:
-        async with Fetcher(fetch_settings(settings)) as fetcher:
-            dispatcher = Dispatcher(
-                store, Pipeline(store, fetcher, settings), settings, worker_id()
-            )
-            await dispatcher.run_until_idle()
-
-    asyncio.run(run())
+    version: VersionRecord
+    change: ChangeRecord | None
 
 
-def version_snapshot(store: Store, version: VersionRecord) -> Snapshot:
-    """Rebuild a stored version's snapshot from the database alone."""
-    text = store.version_text(version.id)
-    snap = snapshot_mod.parse(text, source=f"version {version.seq}")
-    return replace(snap, captured_at=version.captured_at)
+@dataclass(frozen=True, slots=True)
+class ArticleHistory:
+    """What ``watcher history`` shows: every version, oldest first, each with
+    its incoming change, and the removals (changes with no new version: the
+    article went away)."""
+
+    watch: WatchRecord
+    versions: list[VersionEntry]
+    removals: list[ChangeRecord]
+
+    @property
+    def latest_change(self) -> ChangeRecord | None:
+        """The newest change recorded, a removal included."""
+        changes = [e.change for e in self.versions if e.change] + self.removals
+        return max(changes, key=lambda c: c.id, default=None)
+
+
+def history(store: Store, url: str) -> ArticleHistory:
+    """The history of a watched URL, from three queries whatever its length
+    (the watch, its versions, its changes)."""
+    watch = require_watch(store, url)
+    versions = store.versions(watch.id)
+    changes = store.changes(watch.id)
+    incoming = {c.new_version_id: c for c in changes if c.new_version_id is not None}
+    return ArticleHistory(
+        watch=watch,
+        versions=[VersionEntry(v, incoming.get(v.id)) for v in versions],
+        removals=[c for c in changes if c.new_version_id is None],
+    )
 
 
 def diff_versions(store: Store, url: str, from_seq: int | None, to_seq: int | None) -> Change:
@@ -195,8 +260,8 @@ def diff_versions(store: Store, url: str, from_seq: int | None, to_seq: int | No
     if stored is not None:
         return change_from_dict(stored.record)
     return diff_snapshots(
-        version_snapshot(store, old),
-        version_snapshot(store, new),
+        store.version_snapshot(old),
+        store.version_snapshot(new),
         old_metadata=old.page_metadata,
         new_metadata=new.page_metadata,
     )
@@ -210,7 +275,7 @@ class Status:
     by_state: dict[str, int]
     due_now: int
     errors_last_hour: int
-    database: str
+    database: str  # the database URL, password masked
 
 
 def status(settings: Settings, store: Store) -> Status:
@@ -226,7 +291,7 @@ def status(settings: Settings, store: Store) -> Status:
         by_state=by_state,
         due_now=store.due_count(now),
         errors_last_hour=store.errors_since(now - HOUR_MS),
-        database=settings.database_url,
+        database=safe_url(settings.database_url),
     )
 
 
@@ -236,18 +301,12 @@ def export_archive(
     """Write every stored version as a seed-format file in the archive layout.
 
     Each file is the stored content with its capture time put back
-    (``importer.join_capture_time``): what the daemon captured, or the
+    (``snapshot.join_capture_time``): what the daemon captured, or the
     imported file byte for byte (after LF line endings), front matter included.
     """
-    watches = (
-        [require_watch(store, url)]
-        if url
-        else [store.get_watch_by_id(s.id) for s in store.list_watches()]
-    )
+    watches = [require_watch(store, url)] if url else store.watches()
     written = 0
     for watch in watches:
-        if watch is None:
-            continue
         for version in store.versions(watch.id):
             if since_ms is not None and version.captured_at < since_ms:
                 continue
@@ -256,7 +315,9 @@ def export_archive(
                 if version.archive_path
                 else archive.version_path(watch.url, version.captured_at)
             )
-            text = join_capture_time(store.version_text(version.id), version.captured_at)
+            text = snapshot_mod.join_capture_time(
+                store.version_text(version.id), version.captured_at
+            )
             path = archive.write_atomic(target, relative, text)
             # The file's mtime is its capture time, so a re-import of a file
             # that states no time of its own still dates it correctly.
@@ -265,19 +326,18 @@ def export_archive(
     return written
 
 
-def set_paused(store: Store, url: str, paused: bool) -> None:
+def set_paused(store: Store, url: str, paused: bool, *, now: int | None = None) -> None:
     """Pause, or resume (also a retired or gone watch): resuming checks it soon
-    and restarts its quiet-check count, so it is not retired again at once."""
+    and restarts its quiet-check count, so it is not retired again at once.
+
+    Neither touches the last check time nor the lease of a daemon checking the
+    watch right now.
+    """
     watch = require_watch(store, url)
-    store.set_state(watch.url, WatchState.PAUSED if paused else WatchState.ACTIVE)
-    if not paused:
-        store.release(
-            watch.id,
-            next_check_at=now_ms(),
-            failure_count=0,
-            unchanged_count=0,
-            last_checked_at=watch.last_checked_at or 0,
-        )
+    if paused:
+        store.set_state(watch.url, WatchState.PAUSED)
+    else:
+        store.resume(watch.url, now_ms=now if now is not None else now_ms())
 
 
 OUTCOME_LABELS = {

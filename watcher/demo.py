@@ -23,12 +23,14 @@ import click
 
 from watcher import api
 from watcher import snapshot as snapshot_mod
-from watcher.daemon import fetch_settings, worker_id
+from watcher.daemon import worker_id
 from watcher.fetch import Fetcher
+from watcher.models import change_from_dict
 from watcher.pipeline import Pipeline
 from watcher.report import render
 from watcher.scheduler import Dispatcher
 from watcher.settings import Settings
+from watcher.store import Store
 
 SEED = Path(__file__).resolve().parents[1] / "seeds" / "000_f45fe6e83c05ee36.txt"
 ARTICLE_PATH = "/zhongwen/simp/world-59301487"
@@ -161,9 +163,9 @@ def run_demo(keep: Path | None, fmt: str, color: bool = False) -> int:
     return 0
 
 
-def _pass(settings: Settings, store: api.Store, clock: Clock) -> None:
+def _pass(settings: Settings, store: Store, clock: Clock) -> None:
     async def run() -> None:
-        async with Fetcher(fetch_settings(settings)) as fetcher:
+        async with Fetcher(settings.fetch_settings()) as fetcher:
             pipeline = Pipeline(store, fetcher, settings, clock=clock)
             dispatcher = Dispatcher(store, pipeline, settings, worker_id(), clock=clock)
             await dispatcher.run_until_idle()
@@ -171,26 +173,23 @@ def _pass(settings: Settings, store: api.Store, clock: Clock) -> None:
     asyncio.run(run())
 
 
-def _print_latest_change(store: api.Store, url: str, fmt: str, tz: str, color: bool) -> None:
-    watch = api.require_watch(store, url)
-    changes = store.changes(watch.id)
-    if not changes:
+def _print_latest_change(store: Store, url: str, fmt: str, tz: str, color: bool) -> None:
+    latest = api.history(store, url).latest_change
+    if latest is None:
         click.echo("  (no change recorded)")
         return
-    latest = changes[-1]
-    click.echo(render(api.change_from_dict(latest.record), fmt, tz=tz, color=color))
+    click.echo(render(change_from_dict(latest.record), fmt, tz=tz, color=color))
 
 
-def _print_history(store: api.Store, url: str) -> None:
-    watch = api.require_watch(store, url)
-    by_new = {c.new_version_id: c for c in store.changes(watch.id)}
-    for v in store.versions(watch.id):
-        change = by_new.get(v.id)
+def _print_history(store: Store, url: str) -> None:
+    hist = api.history(store, url)
+    for entry in hist.versions:
+        change = entry.change
         verdict = change.verdict if change else "first"
-        click.echo(f"  v{v.seq}  {verdict:<11}  {change.summary if change else 'first capture'}")
-    for c in store.changes(watch.id):
-        if c.new_version_id is None:
-            click.echo(f"  --  {c.verdict:<11}  {c.summary}")
+        summary = change.summary if change else "first capture"
+        click.echo(f"  v{entry.version.seq}  {verdict:<11}  {summary}")
+    for c in hist.removals:
+        click.echo(f"  --  {c.verdict:<11}  {c.summary}")
 
 
 def _narrate(text: str) -> None:

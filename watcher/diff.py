@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from deepdiff import DeepDiff
 
@@ -28,21 +30,14 @@ from watcher.models import (
     BlockKind,
     Change,
     ChangeItem,
+    ChangeKind,
     Image,
     Snapshot,
     TimeMention,
     Verdict,
 )
 
-SCHEMA = 1
 _UPDATED_RE = re.compile(r"更新|update|修改|修訂|修订|edited|revised", re.IGNORECASE)
-_TEXT_KINDS = {
-    BlockKind.PARAGRAPH: "paragraph",
-    BlockKind.HEADING: "heading",
-    BlockKind.LIST_ITEM: "list_item",
-    BlockKind.QUOTE: "quote",
-}
-NOISE_KINDS = {"header_time", "relative_time", "markup_only"}
 
 
 def diff_snapshots(
@@ -73,10 +68,102 @@ def diff_snapshots(
     extra = _front_matter_items(old.front_matter, new.front_matter, change.items)
     if not extra:
         return change
-    items = [i for i in change.items if i.kind != "markup_only"] + extra
-    if not any(i.kind not in NOISE_KINDS for i in items) and _raw_differs(old, new):
-        items.append(ChangeItem("markup_only", False, "body", detail="HTML differs"))
+    items = [i for i in change.items if i.kind is not ChangeKind.MARKUP_ONLY] + extra
+    if all(i.kind.noise_only for i in items) and _raw_differs(old, new):
+        items.append(_markup_item())
     return extend(change, items, replace=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """The fetch was redirected to ``final_url``; the previous version had
+    been found at ``previous_url``."""
+
+    previous_url: str | None
+    final_url: str
+
+
+def classify(
+    old: Snapshot,
+    new: Snapshot,
+    *,
+    old_metadata: dict[str, Any] | None = None,
+    new_metadata: dict[str, Any] | None = None,
+    old_article: Article | None = None,
+    new_article: Article | None = None,
+    reappeared_at: str | None = None,
+    reverted_to: int | None = None,
+    redirect: Redirect | None = None,
+) -> Change:
+    """The change from one stored version to the next, with what the article's
+    history adds: it came back after a removal (at ``reappeared_at``), its content
+    is again that of version ``reverted_to``, or it was reached by a redirect.
+
+    The one classification the daemon and the importer share, so both record
+    the same change for the same two versions.
+    """
+    change = diff_snapshots(
+        old,
+        new,
+        old_metadata=old_metadata,
+        new_metadata=new_metadata,
+        old_article=old_article,
+        new_article=new_article,
+    )
+    extra: list[ChangeItem] = []
+    if reappeared_at is not None:
+        extra.append(ChangeItem(ChangeKind.REAPPEARED, True, "article", None, reappeared_at))
+    if reverted_to is not None:
+        extra.append(reverted_item(reverted_to))
+    if redirect is not None and redirect.final_url != redirect.previous_url:
+        detail = _redirect_kind(redirect.final_url)
+        extra.append(
+            ChangeItem(
+                ChangeKind.REDIRECTED,
+                True,
+                "url",
+                redirect.previous_url,
+                redirect.final_url,
+                detail=detail,
+            )
+        )
+    return extend(change, extra) if extra else change
+
+
+def removal(
+    url: str,
+    *,
+    title: str,
+    captured_before: int | None,
+    captured_after: int,
+    last_url: str | None,
+    status: int,
+) -> Change:
+    """The article is gone (404/410): its last version is the "before"."""
+    item = ChangeItem(ChangeKind.GONE, True, "article", last_url, None, detail=f"HTTP {status}")
+    base = Change(
+        url=url,
+        title_before=title,
+        title_after=title,
+        captured_before=captured_before,
+        captured_after=captured_after,
+        items=(),
+        verdict=Verdict.NONE,
+        summary="",
+    )
+    return extend(base, [item])
+
+
+def _redirect_kind(final: str) -> str:
+    """A redirect to a site's front or section page is the article going away."""
+    path = urlsplit(final).path.strip("/")
+    if not path or (path.count("/") == 0 and len(path) < 20):
+        return "redirected to a front or section page"
+    return "redirected to another address"
+
+
+def _markup_item() -> ChangeItem:
+    return ChangeItem(ChangeKind.MARKUP_ONLY, False, "body", detail="HTML differs")
 
 
 def _raw_content(snap: Snapshot) -> str:
@@ -93,7 +180,7 @@ def _front_matter_items(
     before: dict[str, str], after: dict[str, str], existing: tuple[ChangeItem, ...]
 ) -> list[ChangeItem]:
     items: list[ChangeItem] = []
-    has_header_time = any(i.kind == "header_time" for i in existing)
+    has_header_time = any(i.kind is ChangeKind.HEADER_TIME for i in existing)
     if not before or not after:
         return items  # the archive format changed, not the article: markup only
     for field in sorted(set(before) | set(after)):
@@ -102,9 +189,11 @@ def _front_matter_items(
             continue  # the title is compared as the article title
         if field == "date":
             if not has_header_time:
-                items.append(ChangeItem("header_time", False, "front matter date", old, new))
+                items.append(
+                    ChangeItem(ChangeKind.HEADER_TIME, False, "front matter date", old, new)
+                )
         elif " ".join((old or "").split()) != " ".join((new or "").split()):
-            items.append(ChangeItem("metadata", False, f"front matter {field}", old, new))
+            items.append(ChangeItem(ChangeKind.METADATA, False, f"front matter {field}", old, new))
     return items
 
 
@@ -112,7 +201,11 @@ def reverted_item(seq: int) -> ChangeItem:
     """The new content equals an older version's: an undone edit is news.
     One definition for the daemon and the importer, so both record it alike."""
     return ChangeItem(
-        "reverted", True, "article", detail=f"content is again that of version {seq}", after=seq
+        ChangeKind.REVERTED,
+        True,
+        "article",
+        detail=f"content is again that of version {seq}",
+        after=seq,
     )
 
 
@@ -146,10 +239,10 @@ def diff_articles(
     items += _header_items(old, new)
     items += _block_items(old, new)
     items += metadata_items(old_metadata, new_metadata)
-    visible = [i for i in items if i.kind not in NOISE_KINDS]
+    visible = [i for i in items if not i.kind.noise_only]
     if not visible and old_body is not None and new_body is not None:  # noqa: SIM102
         if _markup_key(old_body) != _markup_key(new_body):
-            items.append(ChangeItem("markup_only", False, "body", detail="HTML differs"))
+            items.append(_markup_item())
     return extend(empty_change(old, new), items)
 
 
@@ -172,16 +265,23 @@ def _header_items(old: Article, new: Article) -> list[ChangeItem]:
     items: list[ChangeItem] = []
     if old.captured_at != new.captured_at:
         items.append(
-            ChangeItem("header_time", False, "capture time", old.captured_at, new.captured_at)
+            ChangeItem(
+                ChangeKind.HEADER_TIME, False, "capture time", old.captured_at, new.captured_at
+            )
         )
     if old.title != new.title:
         items.append(
             ChangeItem(
-                "title", True, "title", old.title, new.title, inline_diff(old.title, new.title)
+                ChangeKind.TITLE,
+                True,
+                "title",
+                old.title,
+                new.title,
+                inline_diff(old.title, new.title),
             )
         )
     if old.url != new.url:
-        items.append(ChangeItem("url", True, "url", old.url, new.url))
+        items.append(ChangeItem(ChangeKind.URL, True, "url", old.url, new.url))
     return items
 
 
@@ -234,10 +334,6 @@ def _loc(index: int, block: Block, old_side: bool = False) -> str:
     return f"{side}#{index + 1} {block.kind.value}"
 
 
-def _name(block: Block) -> str:
-    return _TEXT_KINDS.get(block.kind, block.kind.value)
-
-
 def _title_heading(pair: Pair, old: Article, new: Article) -> bool:
     """A removed/added <h1> that only repeats the old/new title."""
     if pair.old is not None and pair.new is None:
@@ -265,18 +361,18 @@ def _same_place_items(a: Block, b: Block, loc: str, same_clock: bool) -> list[Ch
         return _time_items(a, b, loc, same_clock)
     if a.kind is BlockKind.MEDIA:
         if a.media_src != b.media_src or a.text != b.text:
-            return [ChangeItem("media_changed", True, loc, a.media_src, b.media_src)]
+            return [ChangeItem(ChangeKind.MEDIA_CHANGED, True, loc, a.media_src, b.media_src)]
         return []
     if a.kind is BlockKind.LINK_LIST:
         return _link_items(a, b, loc, force=a.text != b.text)
     items: list[ChangeItem] = []
     if a.stable_text != b.stable_text:
-        kind = f"{_name(b)}_edited"
+        kind = ChangeKind.of_block(b.kind, "edited")
         items.append(ChangeItem(kind, True, loc, a.text, b.text, inline_diff(a.text, b.text)))
     elif a.text != b.text or a.times != b.times:
         items += _time_items(a, b, loc, same_clock)
     if a.kind is not b.kind and a.stable_text == b.stable_text:
-        items.append(ChangeItem(f"{_name(b)}_edited", True, loc, a.kind.value, b.kind.value,
+        items.append(ChangeItem(ChangeKind.of_block(b.kind, "edited"), True, loc, a.kind.value, b.kind.value,
                                 detail=f"{a.kind.value} became {b.kind.value}"))  # fmt: skip
     items += _link_items(a, b, loc)
     return items
@@ -289,18 +385,23 @@ def _time_items(a: Block, b: Block, loc: str, same_clock: bool) -> list[ChangeIt
         if before is not None and after is not None and before.text == after.text:
             continue
         if before is not None and after is not None and _is_tick(before, after, same_clock):
-            items.append(ChangeItem("relative_time", False, loc, before.text, after.text))
+            items.append(ChangeItem(ChangeKind.RELATIVE_TIME, False, loc, before.text, after.text))
             continue
         if before is not None and after is not None and before.overlaps(after):
             items.append(
                 ChangeItem(
-                    "time", False, loc, before.text, after.text, detail="same time, restated"
+                    ChangeKind.TIME,
+                    False,
+                    loc,
+                    before.text,
+                    after.text,
+                    detail="same time, restated",
                 )
             )
             continue
         items.append(_time_moved(before, after, loc, a, b))
     if not items and a.text != b.text:
-        items.append(ChangeItem("relative_time", False, loc, a.text, b.text))
+        items.append(ChangeItem(ChangeKind.RELATIVE_TIME, False, loc, a.text, b.text))
     return items
 
 
@@ -341,7 +442,7 @@ def _time_moved(
     )
     detail = "updated stamp" if updated else "publication time"
     return ChangeItem(
-        "time",
+        ChangeKind.TIME,
         not updated,
         loc,
         before.text if before else None,
@@ -372,7 +473,9 @@ def _image_items(a: Block, b: Block, loc: str) -> list[ChangeItem]:
         return []  # same picture, maybe another proxy host: markup only
     changed = DeepDiff(visible_before, visible_after).get("values_changed", {})
     fields = sorted(path.split("'")[1] for path in changed)
-    return [ChangeItem("image_changed", True, loc, before, after, detail=", ".join(fields))]
+    return [
+        ChangeItem(ChangeKind.IMAGE_CHANGED, True, loc, before, after, detail=", ".join(fields))
+    ]
 
 
 def _link_items(a: Block, b: Block, loc: str, force: bool = False) -> list[ChangeItem]:
@@ -382,38 +485,42 @@ def _link_items(a: Block, b: Block, loc: str, force: bool = False) -> list[Chang
     after = [{"href": lk.href, "text": lk.text} for lk in b.links]
     if before == after and not force:
         return []
-    return [ChangeItem("link_changed", True, loc, before, after)]
+    return [ChangeItem(ChangeKind.LINK_CHANGED, True, loc, before, after)]
 
 
 def _added_item(block: Block, loc: str) -> ChangeItem:
     if block.kind is BlockKind.IMAGE:
-        return ChangeItem("image_added", True, loc, None, _image_dict(block.image))
+        return ChangeItem(ChangeKind.IMAGE_ADDED, True, loc, None, _image_dict(block.image))
     if block.kind is BlockKind.TIME:
         return _time_moved(None, block.times[0] if block.times else None, loc, block, block)
     if block.kind is BlockKind.MEDIA:
-        return ChangeItem("media_changed", True, loc, None, block.media_src, detail="added")
+        return ChangeItem(
+            ChangeKind.MEDIA_CHANGED, True, loc, None, block.media_src, detail="added"
+        )
     if block.kind is BlockKind.LINK_LIST:
-        return ChangeItem("link_changed", True, loc, None, _links(block), detail="added")
-    return ChangeItem(f"{_name(block)}_added", True, loc, None, block.text)
+        return ChangeItem(ChangeKind.LINK_CHANGED, True, loc, None, _links(block), detail="added")
+    return ChangeItem(ChangeKind.of_block(block.kind, "added"), True, loc, None, block.text)
 
 
 def _removed_item(block: Block, loc: str) -> ChangeItem:
     if block.kind is BlockKind.IMAGE:
-        return ChangeItem("image_removed", True, loc, _image_dict(block.image), None)
+        return ChangeItem(ChangeKind.IMAGE_REMOVED, True, loc, _image_dict(block.image), None)
     if block.kind is BlockKind.TIME:
         return _time_moved(block.times[0] if block.times else None, None, loc, block, block)
     if block.kind is BlockKind.MEDIA:
-        return ChangeItem("media_changed", True, loc, block.media_src, None, detail="removed")
+        return ChangeItem(
+            ChangeKind.MEDIA_CHANGED, True, loc, block.media_src, None, detail="removed"
+        )
     if block.kind is BlockKind.LINK_LIST:
-        return ChangeItem("link_changed", True, loc, _links(block), None, detail="removed")
-    return ChangeItem(f"{_name(block)}_removed", True, loc, block.text, None)
+        return ChangeItem(ChangeKind.LINK_CHANGED, True, loc, _links(block), None, detail="removed")
+    return ChangeItem(ChangeKind.of_block(block.kind, "removed"), True, loc, block.text, None)
 
 
 def _moved_item(a: Block, b: Block, old_index: int, new_index: int) -> ChangeItem:
-    kind = "image" if b.kind is BlockKind.IMAGE else _name(b)
     loc = f"#{new_index + 1} {b.kind.value}"
     detail = f"moved from #{old_index + 1} to #{new_index + 1}"
-    return ChangeItem(f"{kind}_moved", True, loc, a.text, b.text, detail=detail)
+    kind = ChangeKind.of_block(b.kind, "moved")
+    return ChangeItem(kind, True, loc, a.text, b.text, detail=detail)
 
 
 def _links(block: Block) -> list[dict[str, str]]:
@@ -430,7 +537,7 @@ def metadata_items(before: dict[str, Any] | None, after: dict[str, Any] | None) 
         field = path.split("'")[1] if "'" in path else path
         old, new = before.get(field), after.get(field)
         significant = not field.startswith("modified")
-        items.append(ChangeItem("metadata", significant, field, old, new))
+        items.append(ChangeItem(ChangeKind.METADATA, significant, field, old, new))
     return items
 
 

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 
 class WatcherError(Exception):
-    """Base class: a clear, one-line message a user can act on."""
+    """Base class: a clear, one-line message a user can act on.
+
+    ``reason`` is the short form a check row or a summary records (without
+    the URL or file the message starts with, where the error names one).
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        self.reason = message if reason is None else reason
+        super().__init__(message)
 
 
 class SnapshotFormatError(WatcherError):
@@ -17,10 +25,9 @@ class SnapshotFormatError(WatcherError):
 
     def __init__(self, source: str, reason: str, line: int | None = None) -> None:
         self.source = source
-        self.reason = reason
         self.line = line
         where = f"{source}:{line}" if line is not None else source
-        super().__init__(f"{where}: {reason}")
+        super().__init__(f"{where}: {reason}", reason=reason)
 
 
 class InvalidURLError(WatcherError):
@@ -28,7 +35,7 @@ class InvalidURLError(WatcherError):
 
     def __init__(self, url: str, reason: str) -> None:
         self.url = url
-        super().__init__(f"{url!r}: {reason}")
+        super().__init__(f"{url!r}: {reason}", reason=reason)
 
 
 class FetchError(WatcherError):
@@ -36,8 +43,7 @@ class FetchError(WatcherError):
 
     def __init__(self, url: str, reason: str) -> None:
         self.url = url
-        self.reason = reason
-        super().__init__(f"{url}: {reason}")
+        super().__init__(f"{url}: {reason}", reason=reason)
 
 
 class FetchTimeoutError(FetchError):
@@ -54,6 +60,10 @@ class HTTPStatusError(FetchError):
     def __init__(self, url: str, status: int, reason: str | None = None) -> None:
         self.status = status
         super().__init__(url, reason or f"HTTP {status}")
+
+
+class ChangeRecordError(WatcherError):
+    """A stored change record cannot be read (a newer schema, damage)."""
 
 
 class StoreError(WatcherError):

@@ -19,16 +19,16 @@ these files.
 
 Idempotence key: (normalised URL, captured_at, sha256 of the content), where
 the content is the file text without its capture-time line (see
-:func:`split_capture_time`). For a file dated by its modification time the
+:func:`watcher.snapshot.split_capture_time`). For a file dated by its modification time the
 key is (URL, content hash) alone, because copying a folder changes mtimes.
 Re-importing adds nothing.
 
 Stored content is the file text (line endings normalised to LF, BOM
 dropped) minus the epoch line, so front matter survives and
-:func:`join_capture_time` rebuilds the imported file byte for byte on export.
-Changes are computed exactly as the daemon computes them, from the stored
-content with ``captured_at`` (``diff_snapshots`` + ``change_to_dict`` +
-revert detection), so an export re-imported elsewhere gives the same changes.
+:func:`watcher.snapshot.join_capture_time` rebuilds the imported file byte for
+byte on export. Changes are computed exactly as the daemon computes them,
+from the stored content with ``captured_at`` (:func:`watcher.diff.classify`),
+so an export re-imported elsewhere gives the same changes.
 
 Versions older than the newest version already stored for a URL cannot be
 placed in its history (``seq`` is append-only); they are reported as
@@ -55,11 +55,10 @@ from urllib.parse import urlsplit
 from watcher import archive
 from watcher import snapshot as snapshot_mod
 from watcher.article import parse_article
-from watcher.diff import diff_snapshots, extend, reverted_item
+from watcher.diff import classify
 from watcher.errors import SnapshotFormatError, WatcherError
-from watcher.models import Change, Snapshot
-from watcher.report import change_to_dict
-from watcher.store import Store, Transaction, VersionRecord, WatchState, now_ms
+from watcher.models import Article, Change, Snapshot
+from watcher.store import Store, Transaction, WatchState, now_ms
 from watcher.urlnorm import normalise_url
 
 log = logging.getLogger(__name__)
@@ -72,73 +71,6 @@ DEFAULT_WORKERS = min(2, os.cpu_count() or 1)
 #: A batch (one transaction, one disk flush) ends at this many versions or articles.
 BATCH_VERSIONS = 200
 BATCH_ARTICLES = 50
-_EPOCH_LINE = re.compile(r"<!--\s*(.*?)\s*-->")  # as the reader's epoch comment
-
-
-# -- the seed text without / with its capture time ---------------------------------
-def split_capture_time(text: str) -> str:
-    """The file text minus its epoch line: the content a version is keyed by.
-
-    The epoch comment stays when the rest of the file states the capture
-    time itself (front matter ``date``) and the comment repeats it or is a
-    broken ``<!--NaN-->``, so such files export byte for byte; otherwise it
-    goes (and export writes the real time in its place).
-    """
-    lines = text.split("\n")
-    pos = _epoch_position(lines)
-    if pos is None or not (m := _EPOCH_LINE.fullmatch(lines[pos].strip())):
-        return text
-    without = "\n".join(lines[:pos] + lines[pos + 1 :])
-    raw, stated = m.group(1), _stated_time(without)
-    if stated is not None and (not raw.isdigit() or int(raw) == stated):
-        return text  # the comment adds no time (NaN) or repeats the stated one
-    return without
-
-
-def join_capture_time(content: str, captured_at: int) -> str:
-    """Inverse of :func:`split_capture_time`: the seed file of a stored version.
-
-    For daemon captures this is ``snapshot.render``; for imported files it
-    is the imported text. The epoch line goes where the reader looks for it,
-    unless the content already states this time.
-    """
-    if _stated_time(content) == captured_at:
-        return content
-    lines = content.split("\n")
-    pos = _epoch_position(lines)
-    at = len(lines) if pos is None else pos
-    return "\n".join([*lines[:at], f"<!--{captured_at}-->", *lines[at:]])
-
-
-def _epoch_position(lines: list[str]) -> int | None:
-    """First non-blank line after any front matter (where an epoch line sits)."""
-    pos = 0
-    if lines and lines[0].strip() == "---":
-        closing = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
-        if closing is None:
-            return None
-        pos = closing + 1
-    while pos < len(lines) and not lines[pos].strip():
-        pos += 1
-    return pos if pos < len(lines) else None
-
-
-def _stated_time(text: str) -> int | None:
-    try:
-        return snapshot_mod.parse(text).captured_at
-    except SnapshotFormatError:
-        return None
-
-
-def normalise_text(data: bytes, source: str) -> str:
-    """Decoded file text with LF line endings and no BOM (SnapshotFormatError if not UTF-8)."""
-    text = snapshot_mod.decode(data, source)
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def stored_snapshot(content: str, captured_at: int, source: str = "<import>") -> Snapshot:
-    """A version as the daemon sees it: its stored content read back, at its time."""
-    return replace(snapshot_mod.parse(content, source=source), captured_at=captured_at)
 
 
 # -- values passed between the passes --------------------------------------------
@@ -185,7 +117,7 @@ class _Task:
     url: str
     sources: tuple[Source, ...]
     known: frozenset[tuple[int, str]]
-    known_shas: frozenset[str]
+    seq_by_sha: dict[str, int]  # stored content -> the newest version holding it
     base: _Base | None
 
 
@@ -200,6 +132,7 @@ class _Prepared:
     title: str
     url: str
     change: Change | None
+    reverted_to: int | None  # seq of the older version whose content this is again
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,7 +321,9 @@ def read_header(source: Source) -> Header | Rejected:
         snap = _parse_head(data, complete, source.label)
         if snap is None:
             data, _ = _read(source)
-            snap = snapshot_mod.parse(normalise_text(data, source.label), source=source.label)
+            snap = snapshot_mod.parse(
+                snapshot_mod.file_text(data, source.label), source=source.label
+            )
         url = normalise_url(snap.url)
     except WatcherError as exc:
         return Rejected(source.label, _reason(exc))
@@ -400,7 +335,7 @@ def read_header(source: Source) -> Header | Rejected:
 def _parse_head(data: bytes, complete: bool, label: str) -> Snapshot | None:
     """Parse a file's first bytes; None when the cut may have hidden the header."""
     try:
-        text = normalise_text(data, label)
+        text = snapshot_mod.file_text(data, label)
     except SnapshotFormatError:
         if complete:
             raise
@@ -414,40 +349,45 @@ def _parse_head(data: bytes, complete: bool, label: str) -> Snapshot | None:
 
 
 def prepare_article(task: _Task) -> _ArticleResult:
-    """Pass 2 for one article: read, parse and diff each new version in order."""
-    previous = stored_snapshot(task.base.content, task.base.captured_at) if task.base else None
-    previous_article = parse_article(previous) if previous is not None else None
-    previous_meta = task.base.page_metadata if task.base else {}
-    known, known_shas = set(task.known), set(task.known_shas)
+    """Pass 2 for one article: read, parse and classify each new version in order."""
+    previous: tuple[Snapshot, Article, dict[str, Any]] | None = None
+    if task.base is not None:
+        snap = snapshot_mod.stored(task.base.content, task.base.captured_at)
+        previous = (snap, parse_article(snap), task.base.page_metadata)
+    seq = task.base.seq if task.base else 0
+    known, seq_by_sha = set(task.known), dict(task.seq_by_sha)
     versions: list[_Prepared] = []
     rejected: list[Rejected] = []
     skipped = 0
     for source in task.sources:
         try:
             data, _ = _read(source)
-            text = normalise_text(data, source.label)
+            text = snapshot_mod.file_text(data, source.label)
             snap = snapshot_mod.parse(text, source=source.label)
-            content = split_capture_time(text)
+            content = snapshot_mod.split_capture_time(text)
             undated = snap.captured_at is None
             captured = source.fallback_ms if snap.captured_at is None else snap.captured_at
             sha = hashlib.sha256(content.encode("utf-8")).hexdigest()
-            if (captured, sha) in known or (undated and sha in known_shas):
+            if (captured, sha) in known or (undated and sha in seq_by_sha):
                 skipped += 1
                 continue
             if task.base is not None and captured < task.base.captured_at:
                 rejected.append(_too_old(source.label, task.url, task.base.seq))
                 continue
-            current = stored_snapshot(content, captured, source.label)
-            current_article = parse_article(current)  # parsed once, reused as the next "old"
+            current = snapshot_mod.stored(content, captured, source.label)
+            article = parse_article(current)  # parsed once, reused as the next "old"
+            reverted = seq_by_sha.get(sha)
+            reverted = reverted if reverted != seq else None  # equal to the previous: no revert
             change = None
             if previous is not None:
-                change = diff_snapshots(
-                    previous,
+                change = classify(
+                    previous[0],
                     current,
-                    old_metadata=previous_meta,
+                    old_metadata=previous[2],
                     new_metadata={},
-                    old_article=previous_article,
-                    new_article=current_article,
+                    old_article=previous[1],
+                    new_article=article,
+                    reverted_to=reverted,
                 )
         except WatcherError as exc:
             rejected.append(Rejected(source.label, _reason(exc)))
@@ -456,12 +396,13 @@ def prepare_article(task: _Task) -> _ArticleResult:
             log.exception("cannot import %s", source.label)
             rejected.append(Rejected(source.label, f"internal error: {exc!r}"))
             continue
+        seq += 1
         known.add((captured, sha))
-        known_shas.add(sha)
+        seq_by_sha[sha] = seq
         versions.append(
-            _Prepared(source.label, captured, content, sha, snap.title, snap.url, change)
+            _Prepared(source.label, captured, content, sha, snap.title, snap.url, change, reverted)
         )
-        previous, previous_article, previous_meta = current, current_article, {}
+        previous = (current, article, {})
     return _ArticleResult(task.url, tuple(versions), tuple(rejected), skipped)
 
 
@@ -501,7 +442,6 @@ class Importer:
             articles = self._headers(source_list, pool)
             self.summary.articles = len(articles)
             self._articles(articles, pool)
-            os.sync()  # the archive files, once (see _flush)
         finally:
             if pool is not None:
                 pool.terminate()
@@ -553,13 +493,13 @@ class Importer:
         watch = self.store.get_watch(url)
         stored = self.store.versions(watch.id) if watch is not None else []
         if not stored:
-            return _Task(url, sources, frozenset(), frozenset(), None)
+            return _Task(url, sources, frozenset(), {}, None)
         latest = stored[-1]
         known = frozenset((v.captured_at, v.content_sha256) for v in stored)
-        shas = frozenset(v.content_sha256 for v in stored)
+        seq_by_sha = {v.content_sha256: v.seq for v in stored}  # in order: the newest wins
         text = self.store.version_text(latest.id)
         base = _Base(text, latest.captured_at, latest.page_metadata, latest.seq)
-        return _Task(url, sources, known, shas, base)
+        return _Task(url, sources, known, seq_by_sha, base)
 
     def _store(self, task: _Task, result: _ArticleResult) -> None:
         self.summary.rejected.extend(result.rejected)
@@ -572,18 +512,19 @@ class Importer:
     def _flush(self) -> None:
         """Files first, then one transaction for the batch's articles.
 
-        Archive files are not fsynced one by one (that made fsync the
-        bottleneck) but once at the end of the import: the database is the
-        source of truth, a killed import resumes from it, and after a power
-        cut ``watcher export`` rebuilds any archive file the cut lost.
+        The batch's archive files are written without a sync each, then synced
+        together (files and their folders) before the transaction that records
+        them commits: a version in the database always has its file on disk.
         """
         batch, self._batch, self._batch_versions = self._batch, [], 0
         written = [(task, result, _archive_paths(task, result)) for task, result in batch
                    if result.versions]  # fmt: skip
+        files: list[Path] = []
         for _, result, paths in written:
             for version, relative in zip(result.versions, paths, strict=True):
-                text = join_capture_time(version.content, version.captured_at)
-                _write_file(self.archive_dir / relative, text)
+                text = snapshot_mod.join_capture_time(version.content, version.captured_at)
+                files.append(archive.write_atomic(self.archive_dir, relative, text, durable=False))
+        archive.sync(files)
         if written:
             with self.store.transaction() as tx:
                 for task, result, paths in written:
@@ -605,7 +546,7 @@ class Importer:
         elif self.watch and watch.state == WatchState.PAUSED:
             tx.set_state(task.url, WatchState.ACTIVE)
         stored = [] if created else tx.versions(watch.id)
-        by_sha = {v.content_sha256: v for v in stored}
+        ids = {v.seq: v.id for v in stored}
         previous = stored[-1] if stored else None
         for prepared, relative in zip(result.versions, paths, strict=True):
             version = tx.add_version(
@@ -620,38 +561,19 @@ class Importer:
                 archive_path=relative.as_posix(),
             )
             self.summary.versions_added += 1
+            ids[version.seq] = version.id
             if previous is not None and prepared.change is not None:
-                self._add_change(tx, prepared, previous, version, by_sha.get(prepared.sha))
-            by_sha[prepared.sha] = version
+                reverted = ids.get(prepared.reverted_to) if prepared.reverted_to else None
+                tx.add_change(
+                    prepared.change,
+                    watch_id=watch.id,
+                    old_version_id=previous.id,
+                    new_version_id=version.id,
+                    reverted_to_version_id=reverted,
+                    created_at=prepared.captured_at,
+                )
+                self.summary.changes_added += 1
             previous = version
-
-    def _add_change(
-        self,
-        tx: Transaction,
-        prepared: _Prepared,
-        previous: VersionRecord,
-        version: VersionRecord,
-        same_content: VersionRecord | None,
-    ) -> None:
-        """Store the change into ``version``, marking a return to older content
-        as the pipeline does."""
-        assert prepared.change is not None
-        change = prepared.change
-        reverted = same_content if same_content and same_content.id != previous.id else None
-        if reverted is not None:
-            change = extend(change, [reverted_item(reverted.seq)])
-        tx.add_change(
-            version.watch_id,
-            previous.id,
-            version.id,
-            verdict=change.verdict.value,
-            kinds=change.kinds,
-            summary=change.summary,
-            record=change_to_dict(change),
-            reverted_to_version_id=reverted.id if reverted else None,
-            created_at=prepared.captured_at,
-        )
-        self.summary.changes_added += 1
 
     def _set_state(self, url: str) -> None:
         """``--watch`` on an article already fully imported still starts watching it."""
@@ -691,11 +613,6 @@ def _archive_paths(task: _Task, result: _ArticleResult) -> list[Path]:
         taken[version.captured_at] += 1
         paths.append(path)
     return paths
-
-
-def _write_file(target: Path, text: str) -> None:
-    """Atomic, without the per-file fsync: the caller syncs once per batch."""
-    archive.write_atomic(target.parent, Path(target.name), text, durable=False)
 
 
 def _pool(workers: int) -> Pool:

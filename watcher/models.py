@@ -7,9 +7,11 @@ third-party library, so every stage can be called on saved data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from enum import StrEnum
 from typing import Any
+
+from watcher.errors import ChangeRecordError
 
 
 class TimeSource(StrEnum):
@@ -171,13 +173,69 @@ class Verdict(StrEnum):
     NONE = "none"
 
 
+class ChangeKind(StrEnum):
+    """Every kind of difference a change item can be; stored by value."""
+
+    HEADER_TIME = "header_time"
+    RELATIVE_TIME = "relative_time"
+    MARKUP_ONLY = "markup_only"
+    TITLE = "title"
+    URL = "url"
+    TIME = "time"
+    METADATA = "metadata"
+    PARAGRAPH_EDITED = "paragraph_edited"
+    PARAGRAPH_ADDED = "paragraph_added"
+    PARAGRAPH_REMOVED = "paragraph_removed"
+    PARAGRAPH_MOVED = "paragraph_moved"
+    HEADING_EDITED = "heading_edited"
+    HEADING_ADDED = "heading_added"
+    HEADING_REMOVED = "heading_removed"
+    HEADING_MOVED = "heading_moved"
+    LIST_ITEM_EDITED = "list_item_edited"
+    LIST_ITEM_ADDED = "list_item_added"
+    LIST_ITEM_REMOVED = "list_item_removed"
+    LIST_ITEM_MOVED = "list_item_moved"
+    QUOTE_EDITED = "quote_edited"
+    QUOTE_ADDED = "quote_added"
+    QUOTE_REMOVED = "quote_removed"
+    QUOTE_MOVED = "quote_moved"
+    IMAGE_ADDED = "image_added"
+    IMAGE_REMOVED = "image_removed"
+    IMAGE_CHANGED = "image_changed"
+    IMAGE_MOVED = "image_moved"
+    MEDIA_CHANGED = "media_changed"
+    MEDIA_EDITED = "media_edited"
+    MEDIA_MOVED = "media_moved"
+    LINK_CHANGED = "link_changed"
+    LINK_LIST_EDITED = "link_list_edited"
+    LINK_LIST_MOVED = "link_list_moved"
+    TIME_MOVED = "time_moved"
+    GONE = "gone"
+    REAPPEARED = "reappeared"
+    REVERTED = "reverted"
+    REDIRECTED = "redirected"
+
+    @classmethod
+    def of_block(cls, block: BlockKind, action: str) -> ChangeKind:
+        """``paragraph`` + ``edited`` -> PARAGRAPH_EDITED (ValueError if no such kind)."""
+        return cls(f"{block.value}_{action}")
+
+    @property
+    def noise_only(self) -> bool:
+        """Kinds that are never news, whatever their detail."""
+        return self in _NOISE_KINDS
+
+
+_NOISE_KINDS = frozenset({ChangeKind.HEADER_TIME, ChangeKind.RELATIVE_TIME, ChangeKind.MARKUP_ONLY})
+
+
 @dataclass(frozen=True, slots=True)
 class ChangeItem:
     """One typed difference. ``before``/``after`` are display values (text,
     URL, JSON-able dicts); ``inline`` holds (op, text) pairs for edits, where
     op is "=", "-" or "+"."""
 
-    kind: str
+    kind: ChangeKind
     significant: bool
     location: str
     before: Any = None
@@ -205,4 +263,87 @@ class Change:
 
     @property
     def kinds(self) -> list[str]:
-        return sorted({item.kind for item in self.items})
+        return sorted({item.kind.value for item in self.items})
+
+
+# -- the stored change record ------------------------------------------------------
+#: Version of the JSON change record; a reader refuses a newer one rather than misread it.
+CHANGE_SCHEMA = 1
+
+
+def change_to_dict(change: Change) -> dict[str, Any]:
+    """The JSON-able record stored with each change (and printed by ``--format json``)."""
+    return {
+        "schema": CHANGE_SCHEMA,
+        "url": change.url,
+        "title_before": change.title_before,
+        "title_after": change.title_after,
+        "captured_before": change.captured_before,
+        "captured_after": change.captured_after,
+        "verdict": Verdict(change.verdict).value,
+        "summary": change.summary,
+        "items": [_item_to_dict(item) for item in change.items],
+    }
+
+
+def _item_to_dict(item: ChangeItem) -> dict[str, Any]:
+    return {
+        "kind": item.kind.value,
+        "significant": item.significant,
+        "location": item.location,
+        "before": jsonable(item.before),
+        "after": jsonable(item.after),
+        "inline": [[op, text] for op, text in item.inline],
+        "detail": item.detail,
+    }
+
+
+def jsonable(value: Any) -> Any:
+    """Tuples become lists, dataclasses dicts; anything exotic its str()."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return jsonable(asdict(value))
+    return str(value)
+
+
+def change_from_dict(data: dict[str, Any]) -> Change:
+    """Read a record written by :func:`change_to_dict`; extra keys are ignored.
+
+    A record without ``schema`` is taken as schema 1 (the first); a newer
+    schema, an unknown kind or a missing field raises ChangeRecordError.
+    """
+    schema = data.get("schema", CHANGE_SCHEMA)
+    if schema != CHANGE_SCHEMA:
+        raise ChangeRecordError(
+            f"unsupported change record schema {schema!r} (expected {CHANGE_SCHEMA})"
+        )
+    try:
+        return Change(
+            url=data["url"],
+            title_before=data.get("title_before") or "",
+            title_after=data.get("title_after") or "",
+            captured_before=data.get("captured_before"),
+            captured_after=data.get("captured_after"),
+            items=tuple(_item_from_dict(item) for item in data.get("items", ())),
+            verdict=Verdict(data["verdict"]),
+            summary=data.get("summary", ""),
+        )
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise ChangeRecordError(f"unreadable change record: {exc!r}") from exc
+
+
+def _item_from_dict(data: dict[str, Any]) -> ChangeItem:
+    return ChangeItem(
+        kind=ChangeKind(data["kind"]),
+        significant=bool(data.get("significant", True)),
+        location=data.get("location", ""),
+        before=data.get("before"),
+        after=data.get("after"),
+        inline=tuple((str(op), str(text)) for op, text in data.get("inline") or ()),
+        detail=data.get("detail") or "",
+    )

@@ -17,19 +17,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from watcher import archive, schedule
 from watcher import snapshot as snapshot_mod
-from watcher.diff import diff_snapshots, extend, reverted_item
-from watcher.errors import WatcherError
+from watcher.diff import Redirect, classify, removal
+from watcher.errors import HTTPStatusError, WatcherError
 from watcher.extract import extract
 from watcher.fetch import Fetcher
-from watcher.models import Change, ChangeItem, FetchResult, Snapshot, Verdict
-from watcher.notify import SiteUpdates, write_change_reports
-from watcher.report import change_from_dict, change_to_dict
+from watcher.models import Change, FetchResult, Snapshot, change_from_dict
+from watcher.outputs.reports import SiteUpdates, write_change_reports
 from watcher.settings import Settings
 from watcher.store import (
     CheckOutcome,
@@ -114,7 +112,7 @@ class Pipeline:
                 last_modified=watch.last_modified if conditional else None,
             )
         except WatcherError as exc:
-            return self._failed(watch, now, _reason(exc), started)
+            return await self._failed(watch, now, exc.reason, started)
         try:
             # Extraction, parsing and diffing are CPU work: a worker thread keeps
             # the event loop (other fetches, their timeouts, signals) responsive.
@@ -122,10 +120,10 @@ class Pipeline:
         except Abandoned:
             raise asyncio.CancelledError from None  # nothing was written; no check row
         except WatcherError as exc:
-            return self._failed(watch, now, _reason(exc), started, fetched)
+            return await self._failed(watch, now, exc.reason, started, fetched)
         except Exception as exc:  # a page that trips a parser bug: log it, back off, go on
             log.exception("unexpected error while processing %s", watch.url)
-            return self._failed(watch, now, f"internal error: {exc!r}", started, fetched)
+            return await self._failed(watch, now, f"internal error: {exc!r}", started, fetched)
         _log(result)
         return result
 
@@ -136,7 +134,7 @@ class Pipeline:
         if fetched.gone:
             return self._gone(watch, fetched, now)
         if fetched.status >= 400 or fetched.text is None:
-            raise WatcherError(f"HTTP {fetched.status}")
+            raise HTTPStatusError(watch.url, fetched.status)
         # The raw-body hash is only stored once a version exists: byte-identical
         # to the last fetch means unchanged, before any parsing or query.
         if (
@@ -181,13 +179,10 @@ class Pipeline:
             change_id = None
             if change is not None and latest is not None:
                 change_id = tx.add_change(
-                    watch.id,
-                    latest.id,
-                    version.id,
-                    verdict=change.verdict.value,
-                    kinds=change.kinds,
-                    summary=change.summary,
-                    record=change_to_dict(change),
+                    change,
+                    watch_id=watch.id,
+                    old_version_id=latest.id,
+                    new_version_id=version.id,
                     reverted_to_version_id=reverted.id if reverted else None,
                 )
             self._record(tx, watch, fetched, now, outcome, version_id=version.id)
@@ -207,31 +202,17 @@ class Pipeline:
         if latest is None:
             return None, None
         watch, fetched = capture.watch, capture.fetched
-        previous = replace(
-            snapshot_mod.parse(self.store.version_text(latest.id), source=f"version {latest.id}"),
-            captured_at=latest.captured_at,
-        )
-        change = diff_snapshots(
-            previous, capture.snap, old_metadata=latest.page_metadata, new_metadata=capture.metadata
-        )
-        extra: list[ChangeItem] = []
-        if watch.state == WatchState.GONE:
-            extra.append(ChangeItem("reappeared", True, "article", None, fetched.final_url))
         reverted = self._reverted_to(watch, capture.sha, latest)
-        if reverted is not None:
-            extra.append(reverted_item(reverted.seq))
-        if fetched.redirects and fetched.final_url != latest.final_url:
-            extra.append(
-                ChangeItem(
-                    "redirected",
-                    True,
-                    "url",
-                    latest.final_url,
-                    fetched.final_url,
-                    detail=_redirect_kind(watch.url, fetched.final_url),
-                )
-            )
-        return (extend(change, extra) if extra else change), reverted
+        change = classify(
+            self.store.version_snapshot(latest),
+            capture.snap,
+            old_metadata=latest.page_metadata,
+            new_metadata=capture.metadata,
+            reappeared_at=fetched.final_url if watch.state == WatchState.GONE else None,
+            reverted_to=reverted.seq if reverted is not None else None,
+            redirect=Redirect(latest.final_url, fetched.final_url) if fetched.redirects else None,
+        )
+        return change, reverted
 
     def _reverted_to(
         self, watch: WatchRecord, sha: str, latest: VersionRecord
@@ -241,35 +222,43 @@ class Pipeline:
         return found if found is not None and found.id != latest.id else None
 
     def _gone(self, watch: WatchRecord, fetched: FetchResult, now: int) -> CheckResult:
+        """404/410: one "gone" change the first time, then quiet re-checks.
+
+        The change, the check and the release commit together: a crash between
+        them cannot leave the watch un-gone with its change stored (which would
+        record the removal again on the next check).
+        """
         change: Change | None = None
         latest = self.store.latest_version(watch.id)
+        if watch.state != WatchState.GONE and latest is not None:
+            change = removal(
+                watch.url,
+                title=latest.title or watch.url,
+                captured_before=latest.captured_at,
+                captured_after=now,
+                last_url=latest.final_url,
+                status=fetched.status,
+            )
         self._guard()
         with self.store.transaction() as tx:
             change_id = None
-            if watch.state != WatchState.GONE and latest is not None:
-                change = _gone_change(watch, latest, fetched, now)
+            if change is not None and latest is not None:
                 change_id = tx.add_change(
-                    watch.id,
-                    latest.id,
-                    None,
-                    verdict=change.verdict.value,
-                    kinds=change.kinds,
-                    summary=change.summary,
-                    record=change_to_dict(change),
+                    change, watch_id=watch.id, old_version_id=latest.id, new_version_id=None
                 )
             self._record(tx, watch, fetched, now, CheckOutcome.GONE)
+            tx.release(
+                watch.id,
+                next_check_at=schedule.next_check_at(now, self.policy.max_interval_s),
+                failure_count=0,
+                unchanged_count=watch.unchanged_count + 1,
+                last_checked_at=now,
+                state=WatchState.GONE,
+                last_change_at=now if change is not None else None,
+                last_body_sha256="",  # a reappearance must be parsed, even with the old bytes
+            )
         if change_id is not None and change is not None and latest is not None:
             self._notify(change_id, change, watch, latest.seq)
-        self.store.release(
-            watch.id,
-            next_check_at=schedule.next_check_at(now, self.policy.max_interval_s),
-            failure_count=0,
-            unchanged_count=watch.unchanged_count + 1,
-            last_checked_at=now,
-            state=WatchState.GONE,
-            last_change_at=now if change is not None else None,
-            last_body_sha256="",  # a reappearance must be parsed, even with the old bytes
-        )
         return CheckResult(
             watch.url, CheckOutcome.GONE, fetched.status, fetched.duration_ms, change=change
         )
@@ -283,7 +272,7 @@ class Pipeline:
             self._release(tx, watch, now, fetched, changed=False, state=WatchState.ACTIVE)
         return CheckResult(watch.url, outcome, fetched.status, fetched.duration_ms)
 
-    def _failed(
+    async def _failed(
         self,
         watch: WatchRecord,
         now: int,
@@ -291,25 +280,45 @@ class Pipeline:
         started: float,
         fetched: FetchResult | None = None,
     ) -> CheckResult:
+        """An error check and a back-off, written off the event loop like every
+        other outcome."""
         duration = fetched.duration_ms if fetched else (time.perf_counter() - started) * 1000
-        failures = watch.failure_count + 1
+        result = CheckResult(
+            watch.url,
+            CheckOutcome.ERROR,
+            fetched.status if fetched else None,
+            duration,
+            error=reason,
+        )
         try:
-            self.store.record_check(
+            await asyncio.to_thread(self._record_failure, watch, now, result, fetched)
+        except Abandoned:
+            raise asyncio.CancelledError from None
+        except WatcherError as exc:  # the database itself is failing: log, keep running
+            log.error("cannot record failed check of %s: %s", watch.url, exc)
+        _log(result)
+        return result
+
+    def _record_failure(
+        self, watch: WatchRecord, now: int, result: CheckResult, fetched: FetchResult | None
+    ) -> None:
+        failures = watch.failure_count + 1
+        backoff = schedule.backoff_s(self.policy, failures, watch.interval_s)
+        self._guard()
+        with self.store.transaction() as tx:  # the check and its back-off commit together
+            tx.record_check(
                 watch.id,
                 checked_at=now,
                 outcome=CheckOutcome.ERROR,
-                duration_ms=round(duration),
-                http_status=fetched.status if fetched else None,
+                duration_ms=round(result.duration_ms),
+                http_status=result.status,
                 final_url=fetched.final_url if fetched else None,
                 redirects=fetched.redirects if fetched else (),
-                error=reason,
+                error=result.error,
             )
-            pinned = watch.interval_s
-            self.store.release(
+            tx.release(
                 watch.id,
-                next_check_at=schedule.next_check_at(
-                    now, schedule.backoff_s(self.policy, failures, pinned)
-                ),
+                next_check_at=schedule.next_check_at(now, backoff),
                 failure_count=failures,
                 unchanged_count=watch.unchanged_count,
                 last_checked_at=now,
@@ -321,17 +330,6 @@ class Pipeline:
                     else None
                 ),
             )
-        except WatcherError as exc:  # the database itself is failing: log, keep running
-            log.error("cannot record failed check of %s: %s", watch.url, exc)
-        result = CheckResult(
-            watch.url,
-            CheckOutcome.ERROR,
-            fetched.status if fetched else None,
-            duration,
-            error=reason,
-        )
-        _log(result)
-        return result
 
     # -- helpers ----------------------------------------------------------------
     def _record(
@@ -413,13 +411,18 @@ class Pipeline:
         """Write the reports of stored changes that have none yet (a crash or a
         failure between storing and reporting); returns how many were written."""
         done = 0
-        for record in self.store.unreported_changes()[:limit]:
+        for record in self.store.unreported_changes(limit=limit):
             version_id = record.new_version_id or record.old_version_id
             version = self.store.get_version(version_id)
             watch = self.store.get_watch_by_id(record.watch_id)
             if version is None or watch is None:
                 continue
-            self._notify(record.id, change_from_dict(record.record), watch, version.seq)
+            try:
+                change = change_from_dict(record.record)
+            except WatcherError as exc:
+                log.error("change %s of %s is unreadable: %s", record.id, watch.url, exc)
+                continue
+            self._notify(record.id, change, watch, version.seq)
             done += 1
         return done
 
@@ -432,37 +435,6 @@ class Pipeline:
         after shutdown gave up on it must not commit half a pass."""
         if self._stopping.is_set():
             raise Abandoned(f"{self.settings.home}: stopping")
-
-
-def _gone_change(
-    watch: WatchRecord, latest: VersionRecord, fetched: FetchResult, now: int
-) -> Change:
-    item = ChangeItem(
-        "gone", True, "article", latest.final_url, None, detail=f"HTTP {fetched.status}"
-    )
-    base = Change(
-        url=watch.url,
-        title_before=latest.title,
-        title_after=latest.title,
-        captured_before=latest.captured_at,
-        captured_after=now,
-        items=(),
-        verdict=Verdict.NONE,
-        summary="",
-    )
-    return extend(base, [item])
-
-
-def _redirect_kind(requested: str, final: str) -> str:
-    """A redirect to a site's front or section page is the article going away."""
-    path = urlsplit(final).path.strip("/")
-    if not path or (path.count("/") == 0 and len(path) < 20):
-        return "redirected to a front or section page"
-    return "redirected to another address"
-
-
-def _reason(exc: WatcherError) -> str:
-    return getattr(exc, "reason", None) or str(exc)
 
 
 def _log(result: CheckResult) -> None:

@@ -18,14 +18,14 @@ import html
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from watcher.models import Change, ChangeItem, Verdict
+from watcher.errors import WatcherError
+from watcher.models import Change, ChangeItem, Verdict, change_to_dict, jsonable
 
-SCHEMA = 1
 FORMATS = ("text", "md", "html", "json")
 
 Segment = tuple[str, str]
@@ -129,13 +129,13 @@ def _view(change: Change, tz: str) -> _ReportView:
 
 
 def zone_info(tz: str) -> ZoneInfo | None:
-    """None for UTC, which every report shows anyway; ValueError names a bad zone."""
+    """None for UTC, which every report shows anyway; WatcherError names a bad zone."""
     if tz.upper() in ("UTC", "Z"):
         return None
     try:
         return ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {tz!r}") from exc
+        raise WatcherError(f"unknown time zone {tz!r}") from exc
 
 
 def format_time(ms: int | None, zone: ZoneInfo | None = None) -> str:
@@ -294,7 +294,7 @@ def _dict_segments(value: dict[str, Any]) -> list[Segment]:
 def _plain(value: Any) -> str:
     if isinstance(value, str):
         return value
-    return json.dumps(_jsonable(value), ensure_ascii=False)
+    return json.dumps(jsonable(value), ensure_ascii=False)
 
 
 def _noise_groups(items: list[_ItemView]) -> tuple[_NoiseGroup, ...]:
@@ -671,79 +671,6 @@ def _html_noise(view: _ReportView) -> str:
 # -- JSON --------------------------------------------------------------------
 
 
-def _jsonable(value: Any) -> Any:
-    """Tuples become lists, dataclasses dicts; anything exotic its str()."""
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if is_dataclass(value) and not isinstance(value, type):
-        return _jsonable(asdict(value))
-    return str(value)
-
-
-def change_to_dict(change: Change) -> dict[str, Any]:
-    """A JSON-able record with ``schema`` so stored reports stay readable later."""
-    return {
-        "schema": SCHEMA,
-        "url": change.url,
-        "title_before": change.title_before,
-        "title_after": change.title_after,
-        "captured_before": change.captured_before,
-        "captured_after": change.captured_after,
-        "verdict": Verdict(change.verdict).value,
-        "summary": change.summary,
-        "items": [_item_to_dict(item) for item in change.items],
-    }
-
-
-def _item_to_dict(item: ChangeItem) -> dict[str, Any]:
-    return {
-        "kind": item.kind,
-        "significant": item.significant,
-        "location": item.location,
-        "before": _jsonable(item.before),
-        "after": _jsonable(item.after),
-        "inline": [[op, text] for op, text in item.inline],
-        "detail": item.detail,
-    }
-
-
-def change_from_dict(data: dict[str, Any]) -> Change:
-    """Read a record written by change_to_dict; extra keys are ignored.
-
-    A record without ``schema`` is taken as schema 1 (the first); a newer
-    schema is refused rather than misread.
-    """
-    schema = data.get("schema", SCHEMA)
-    if schema != SCHEMA:
-        raise ValueError(f"unsupported change record schema {schema!r} (expected {SCHEMA})")
-    return Change(
-        url=data["url"],
-        title_before=data.get("title_before", ""),
-        title_after=data.get("title_after", ""),
-        captured_before=data.get("captured_before"),
-        captured_after=data.get("captured_after"),
-        items=tuple(_item_from_dict(item) for item in data.get("items", ())),
-        verdict=Verdict(data["verdict"]),
-        summary=data.get("summary", ""),
-    )
-
-
-def _item_from_dict(data: dict[str, Any]) -> ChangeItem:
-    return ChangeItem(
-        kind=data["kind"],
-        significant=bool(data.get("significant", True)),
-        location=data.get("location", ""),
-        before=data.get("before"),
-        after=data.get("after"),
-        inline=tuple((str(op), str(text)) for op, text in data.get("inline") or ()),
-        detail=data.get("detail") or "",
-    )
-
-
 def render_json(change: Change) -> str:
     """The change_to_dict record, pretty-printed; CJK kept readable."""
     return json.dumps(change_to_dict(change), ensure_ascii=False, indent=2)
@@ -760,11 +687,11 @@ _RENDERERS: dict[str, Callable[[Change, str, bool], str]] = {
 
 
 def render(change: Change, fmt: str, *, tz: str = "UTC", color: bool = False) -> str:
-    """Render ``change`` as one of FORMATS; ValueError for any other format or zone."""
+    """Render ``change`` as one of FORMATS; WatcherError for any other format or zone."""
     try:
         renderer = _RENDERERS[fmt]
     except KeyError:
-        raise ValueError(
+        raise WatcherError(
             f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}"
         ) from None
     return renderer(change, tz, color)

@@ -26,6 +26,7 @@ single-line values: line breaks inside them collapse to one space.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -255,3 +256,70 @@ def _parse_rfc2822(value: str) -> int | None:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return round(dt.timestamp() * 1000)
+
+
+# -- stored content: the file text without / with its capture time ---------------
+def file_text(data: bytes, source: str) -> str:
+    """A file's text as stored: decoded, LF line endings, no BOM
+    (SnapshotFormatError if it is not UTF-8)."""
+    return decode(data, source).replace("\r\n", "\n").replace("\r", "\n")
+
+
+def split_capture_time(text: str) -> str:
+    """The file text minus its epoch line: the content a version is keyed by.
+
+    The epoch comment stays when the rest of the file states the capture
+    time itself (front matter ``date``) and the comment repeats it or is a
+    broken ``<!--NaN-->``, so such files export byte for byte; otherwise it
+    goes (and export writes the real time in its place).
+    """
+    lines = text.split("\n")
+    pos = _epoch_position(lines)
+    if pos is None or not (m := _EPOCH_RE.fullmatch(lines[pos].strip())):
+        return text
+    without = "\n".join(lines[:pos] + lines[pos + 1 :])
+    raw, stated = m.group(1), _stated_time(without)
+    if stated is not None and (not raw.isdigit() or int(raw) == stated):
+        return text  # the comment adds no time (NaN) or repeats the stated one
+    return without
+
+
+def join_capture_time(content: str, captured_at: int) -> str:
+    """Inverse of :func:`split_capture_time`: the seed file of a stored version.
+
+    For daemon captures this is :func:`render`; for imported files it is the
+    imported text. The epoch line goes where the reader looks for it, unless
+    the content already states this time.
+    """
+    if _stated_time(content) == captured_at:
+        return content
+    lines = content.split("\n")
+    pos = _epoch_position(lines)
+    at = len(lines) if pos is None else pos
+    return "\n".join([*lines[:at], f"<!--{captured_at}-->", *lines[at:]])
+
+
+def stored(content: str, captured_at: int, source: str = "<stored>") -> Snapshot:
+    """A stored version read back as a snapshot, at its recorded time (which
+    its content may not state: the epoch line is stored apart)."""
+    return replace(parse(content, source=source), captured_at=captured_at)
+
+
+def _epoch_position(lines: list[str]) -> int | None:
+    """First non-blank line after any front matter (where an epoch line sits)."""
+    pos = 0
+    if lines and lines[0].strip() == "---":
+        closing = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
+        if closing is None:
+            return None
+        pos = closing + 1
+    while pos < len(lines) and not lines[pos].strip():
+        pos += 1
+    return pos if pos < len(lines) else None
+
+
+def _stated_time(text: str) -> int | None:
+    try:
+        return parse(text).captured_at
+    except SnapshotFormatError:
+        return None

@@ -8,7 +8,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tests.store.conftest import change_of
 from watcher.errors import StoreError
+from watcher.models import change_from_dict
 from watcher.store import ChangeVerdict, CheckOutcome, Repository, Store, VersionRecord
 from watcher.store.tables import ChangeRow, Check, Content, Version
 
@@ -128,57 +130,45 @@ def test_errors_since_counts_only_recent_errors(store: Store, watch_id: int) -> 
     assert store.errors_since(401) == 0
 
 
-def test_prune_checks_keeps_newest(store: Store, watch_id: int) -> None:
-    other = store.add_watch(URL + "?2", site="news.example.com", now_ms=1)[0].id
-    ids = [store.record_check(watch_id, checked_at=i, outcome="unchanged") for i in range(10)]
-    store.record_check(other, checked_at=1, outcome="unchanged")
-    assert store.prune_checks(watch_id, keep=4) == 6
-    assert [c.id for c in store.recent_checks(watch_id, limit=100)] == ids[:-5:-1]
-    assert store.prune_checks(watch_id, keep=4) == 0
-    assert len(store.recent_checks(other)) == 1
-
-
 def test_record_check_applies_retention(store: Store, watch_id: int) -> None:
+    """Only the watch being checked is pruned; without a retention all is kept."""
+    other = store.add_watch(URL + "?2", site="news.example.com", now_ms=1)[0].id
+    store.record_check(other, checked_at=1, outcome="unchanged")
     small = Store(store.engine, check_retention=3)
     ids = [small.record_check(watch_id, checked_at=i, outcome="unchanged") for i in range(5)]
     assert [c.id for c in small.recent_checks(watch_id)] == ids[:-4:-1]
+    assert len(store.recent_checks(other)) == 1
+    store.record_check(watch_id, checked_at=9, outcome="unchanged")
+    assert len(store.recent_checks(watch_id, limit=100)) == 4
 
 
 def test_changes_unreported_then_marked(store: Store, watch_id: int) -> None:
     v1 = add_version(store, watch_id, "a")
     v2 = add_version(store, watch_id, "b")
     v3 = add_version(store, watch_id, "a")
-    record = {"items": [{"kind": "edit", "before": "a", "after": "b"}], "n": 1}
+    edit = change_of("paragraph_edited")
     c1 = store.add_change(
-        watch_id,
-        v1.id,
-        v2.id,
-        verdict=ChangeVerdict.SIGNIFICANT,
-        kinds=["edit"],
-        summary="1 paragraph edited",
-        record=record,
-        created_at=50,
+        edit, watch_id=watch_id, old_version_id=v1.id, new_version_id=v2.id, created_at=50
     )
     c2 = store.add_change(
-        watch_id,
-        v2.id,
-        v3.id,
-        verdict="noise",
-        kinds=["time"],
-        summary="time ticked",
-        record={},
+        change_of("relative_time", significant=False),
+        watch_id=watch_id,
+        old_version_id=v2.id,
+        new_version_id=v3.id,
         reverted_to_version_id=v1.id,
     )
     first, second = store.changes(watch_id)
     assert (first.id, second.id) == (c1, c2)
     assert first.url == URL
     assert first.verdict is ChangeVerdict.SIGNIFICANT
-    assert first.kinds == ("edit",)
-    assert first.record == record
+    assert first.kinds == ("paragraph_edited",)
+    assert first.summary == "1 paragraph edited"
+    assert change_from_dict(first.record) == edit
     assert first.created_at == 50
     assert second.reverted_to_version_id == v1.id
     assert [c.id for c in store.unreported_changes()] == [c1, c2]
     assert [c.id for c in store.unreported_changes(verdict="significant")] == [c1]
+    assert [c.id for c in store.unreported_changes(limit=1)] == [c1]
 
     assert store.mark_reported(c1, 999) is True
     assert store.mark_reported(424242, 999) is False
@@ -192,7 +182,7 @@ def test_transaction_commits_all_writes_together(store: Store, watch_id: int) ->
         new = add_version(tx, watch_id, "new")
         assert tx.latest_version(watch_id) == new  # reads see the open transaction
         change = tx.add_change(
-            watch_id, old.id, new.id, verdict="significant", kinds=[], summary="", record={}
+            change_of("title"), watch_id=watch_id, old_version_id=old.id, new_version_id=new.id
         )
         tx.record_check(watch_id, checked_at=5, outcome="new_version", version_id=new.id)
     assert store.latest_version(watch_id) == new
@@ -210,7 +200,7 @@ def test_transaction_rolls_back_everything_on_error(store: Store, watch_id: int)
     with pytest.raises(Crash), store.transaction() as tx:
         new = add_version(tx, watch_id, "brand new text")
         tx.add_change(
-            watch_id, old.id, new.id, verdict="significant", kinds=[], summary="", record={}
+            change_of("title"), watch_id=watch_id, old_version_id=old.id, new_version_id=new.id
         )
         tx.record_check(watch_id, checked_at=5, outcome="new_version", version_id=new.id)
         raise Crash
@@ -226,5 +216,5 @@ def test_transaction_database_error_is_store_error_and_rolls_back(
 ) -> None:
     with pytest.raises(StoreError), store.transaction() as tx:
         tx.record_check(watch_id, checked_at=5, outcome="unchanged")
-        tx.add_change(watch_id, 999, 998, verdict="none", kinds=[], summary="", record={})
+        tx.add_change(change_of(), watch_id=watch_id, old_version_id=999, new_version_id=998)
     assert store.recent_checks(watch_id) == []

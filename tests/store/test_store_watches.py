@@ -6,6 +6,7 @@ import hashlib
 
 import pytest
 
+from tests.store.conftest import change_of
 from watcher.store import Store, VersionRecord, WatchState
 
 URL = "https://news.example.com/2024/05/article.html"
@@ -90,7 +91,7 @@ def test_remove_watch_deletes_history_and_unshared_contents(store: Store) -> Non
     v1 = add_version(store, a.id, "shared text")
     v2 = add_version(store, a.id, "only in a")
     store.add_change(
-        a.id, v1.id, v2.id, verdict="significant", kinds=["edit"], summary="s", record={}
+        change_of("paragraph_edited"), watch_id=a.id, old_version_id=v1.id, new_version_id=v2.id
     )
     store.record_check(a.id, checked_at=5, outcome="new_version", version_id=v2.id)
     shared = add_version(store, b.id, "shared text")

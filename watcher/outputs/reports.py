@@ -6,10 +6,10 @@ Layout (relative to ``$WATCHER_HOME/reports``), mirroring the archive::
     <host>/<article-slug>-<hash8>/v<seq>.md  and  v<seq>.html
 
 ``seq`` is the number of the new version (or, for "gone", the last one).
-Then the site in ``$WATCHER_HOME/site`` is brought up to date
-(:func:`watcher.site.update_site`: the changed articles' pages, the index,
-and after a significant change the recent page and the feed), so opening the
-folder shows the latest state without running a command.
+The site in ``$WATCHER_HOME/site`` is brought up to date too
+(:func:`watcher.outputs.site.update_site`: the changed articles' pages, the
+index, and after a significant change the recent page and the feed), so
+opening the folder shows the latest state without running a command.
 
 The daemon writes each change's reports at once but batches the site:
 :class:`SiteUpdates` collects the changed watches and rewrites the shared
@@ -23,12 +23,12 @@ import logging
 import threading
 from pathlib import Path
 
-from watcher import archive, site
-from watcher.errors import WatcherError
+from watcher import archive
 from watcher.models import Change
+from watcher.outputs import site
 from watcher.report import render_html, render_markdown
 from watcher.settings import Settings
-from watcher.store import Repository, Store, now_ms
+from watcher.store import Repository, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +51,6 @@ def write_change_reports(settings: Settings, url: str, seq: int, change: Change)
         ),
         archive.write_atomic(root, html, render_html(change, tz=settings.timezone), durable=False),
     ]
-
-
-def write_reports(
-    settings: Settings, url: str, seq: int, change: Change, *, store: Repository | None = None
-) -> list[Path]:
-    """Write one change's reports, then update the site for it at once.
-
-    Returns every file written. A failing site update is only logged, since
-    the next change or ``watcher site`` rewrites the same pages.
-    """
-    return write_change_reports(settings, url, seq, change) + update_site(
-        settings, url, change, store=store
-    )
 
 
 class SiteUpdates:
@@ -104,35 +91,3 @@ class SiteUpdates:
             for watch_id in ids:
                 self.mark(watch_id, significant)
             return []
-
-
-def update_site(
-    settings: Settings, url: str, change: Change, *, store: Repository | None = None
-) -> list[Path]:
-    """Rewrite the site pages this change affects; [] (and a log line) on failure.
-
-    The pipeline's notifier has no store handle, so without ``store`` one is
-    opened for the update and closed again: a change is rare next to the cost
-    of a connection, and nothing stays open between changes.
-    """
-    opened = None
-    try:
-        if store is None:
-            store = opened = Store.open(settings.database_url, check=False)
-        watch = store.get_watch(url)
-        if watch is None:
-            return []
-        return site.update_site(
-            store,
-            site.site_dir(settings),
-            watch.id,
-            significant=change.significant,
-            tz=settings.timezone,
-            now_ms=now_ms(),
-        )
-    except WatcherError as exc:
-        log.error("cannot update the report site for %s: %s", url, exc)
-        return []
-    finally:
-        if opened is not None:
-            opened.close()

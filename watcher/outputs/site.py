@@ -35,11 +35,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from watcher import archive
-from watcher.feed import FeedEntry, FeedInfo, render_atom, tag_uri
-from watcher.models import Change, Verdict
+from watcher.errors import ChangeRecordError
+from watcher.models import Change, Verdict, change_from_dict
+from watcher.outputs.atom import FeedEntry, FeedInfo, render_atom, tag_uri
 from watcher.report import (
     HTML_CSS,
-    change_from_dict,
     format_time,
     html_escape,
     html_link,
@@ -226,7 +226,7 @@ def _change(record: ChangeRecord) -> Change | None:
     """The stored change, or None when its record cannot be read (newer schema, damage)."""
     try:
         return change_from_dict(record.record)
-    except (KeyError, TypeError, ValueError) as exc:
+    except ChangeRecordError as exc:
         log.warning("change %s of %s is unreadable: %s", record.id, record.url, exc)
         return None
 

@@ -12,8 +12,9 @@ Tables (all times are epoch milliseconds, UTC, in BIGINT columns):
 - ``versions``: the captures of a watch, ``seq`` 1, 2, 3... per watch, with
   HTTP status, final URL, title, ``archive_path`` (relative path of the
   seed-format file in the data folder) and ``page_metadata`` (JSON).
-- ``checks``: every fetch attempt and its ``outcome``; the newest 500 per
-  watch are kept (pruned every ~50 checks, so up to ~10% more in between).
+- ``checks``: every fetch attempt and its ``outcome``; the newest
+  ``check_retention`` per watch are kept (pruned every ~retention/10 checks,
+  so up to ~10% more in between).
 - ``changes``: the classified difference between two versions: ``verdict``,
   ``kinds`` (JSON list), ``summary``, ``record`` (the serialised change,
   opaque here), ``reverted_to_version_id`` and ``reported_at`` (set after the
@@ -36,7 +37,6 @@ from watcher.store.records import (
     WatchSummary,
 )
 from watcher.store.repository import (
-    DEFAULT_CHECK_RETENTION,
     Repository,
     Store,
     Transaction,
@@ -46,7 +46,6 @@ from watcher.store.schema import check_schema, current_revision, head_revision, 
 
 __all__ = [
     "CHECKED_STATES",
-    "DEFAULT_CHECK_RETENTION",
     "ChangeRecord",
     "ChangeVerdict",
     "CheckOutcome",

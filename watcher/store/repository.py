@@ -6,9 +6,10 @@ it), use ``with store.transaction() as tx:`` — ``tx`` has the same methods, an
 everything it wrote is rolled back if the block raises, so a crash never
 leaves half a version behind.
 
-Retention: ``record_check`` keeps the newest :data:`DEFAULT_CHECK_RETENTION`
-(500) checks per watch ("newest" = most recently recorded) and deletes older
-ones; versions, contents and changes are kept forever. ``remove_watch``
+Retention: given ``check_retention`` (Settings.check_retention), ``record_check``
+keeps about that many newest checks per watch ("newest" = most recently
+recorded) and deletes older ones; versions, contents and changes are kept
+forever. ``remove_watch``
 deletes the watch's versions, checks and changes, and the contents no other
 watch uses.
 
@@ -37,7 +38,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from watcher import snapshot
 from watcher.errors import StoreError
+from watcher.models import Change, Snapshot, change_to_dict
 from watcher.store.engine import open_engine
 from watcher.store.records import (
     CHECKED_STATES,
@@ -55,7 +58,6 @@ from watcher.store.tables import ChangeRow, Check, Content, Version, Watch
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHECK_RETENTION = 500
 _GC_CHUNK = 500
 
 
@@ -175,6 +177,43 @@ class Repository:
         new_state = WatchState(state)
         with self._session() as s:
             result = s.execute(update(Watch).where(Watch.url == url).values(state=new_state.value))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def watches(
+        self,
+        *,
+        ids: Iterable[int] | None = None,
+        urls: Iterable[str] | None = None,
+        states: Iterable[WatchState | str] | None = None,
+    ) -> list[WatchRecord]:
+        """The watches matching every filter given (None: any), oldest first,
+        in one SELECT however many there are."""
+        conditions: list[ColumnElement[bool]] = []
+        if ids is not None:
+            conditions.append(Watch.id.in_(list(ids)))
+        if urls is not None:
+            conditions.append(Watch.url.in_(list(urls)))
+        if states is not None:
+            conditions.append(Watch.state.in_([WatchState(st).value for st in states]))
+        stmt = select(Watch).where(*conditions).order_by(Watch.id)
+        with self._session() as s:
+            return [_watch(row) for row in s.scalars(stmt)]
+
+    def resume(self, url: str, *, now_ms: int) -> bool:
+        """Make a watch active and due at ``now_ms``, its failure and quiet-check
+        counts reset; False if ``url`` is not watched.
+
+        Only the schedule changes: a running daemon's lease (``claimed_by``,
+        ``claimed_until``) and ``last_checked_at`` are left as they are.
+        """
+        values = {
+            "state": WatchState.ACTIVE.value,
+            "next_check_at": now_ms,
+            "failure_count": 0,
+            "unchanged_count": 0,
+        }
+        with self._session() as s:
+            result = s.execute(update(Watch).where(Watch.url == url).values(**values))
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
     # -- scheduling --------------------------------------------------------
@@ -348,11 +387,6 @@ class Repository:
                 _prune_checks(s, watch_id, keep)
             return row.id
 
-    def prune_checks(self, watch_id: int, keep: int = DEFAULT_CHECK_RETENTION) -> int:
-        """Delete all but the newest ``keep`` checks of a watch; return how many went."""
-        with self._session() as s:
-            return _prune_checks(s, watch_id, keep)
-
     def recent_checks(self, watch_id: int, limit: int = 20) -> list[CheckRecord]:
         """The newest checks of a watch, newest first."""
         stmt = select(Check).where(Check.watch_id == watch_id).order_by(Check.id.desc())
@@ -468,31 +502,34 @@ class Repository:
             raise StoreError(f"no stored version with id {version_id}")
         return text
 
+    def version_snapshot(self, version: VersionRecord) -> Snapshot:
+        """A stored version as a snapshot, at its capture time, from the database alone."""
+        text = self.version_text(version.id)
+        return snapshot.stored(text, version.captured_at, source=f"version {version.seq}")
+
     # -- changes -----------------------------------------------------------
 
     def add_change(
         self,
+        change: Change,
+        *,
         watch_id: int,
         old_version_id: int,
         new_version_id: int | None,
-        *,
-        verdict: ChangeVerdict | str,
-        kinds: Iterable[str],
-        summary: str,
-        record: dict[str, Any],
         reverted_to_version_id: int | None = None,
         created_at: int | None = None,
     ) -> int:
-        """Store a classified change between two versions; return its id."""
+        """Store a classified change between two versions (``new_version_id``
+        None: the article went away after ``old_version_id``); return its id."""
         values = {
             "watch_id": watch_id,
             "old_version_id": old_version_id,
             "new_version_id": new_version_id,
             "created_at": now_ms() if created_at is None else created_at,
-            "verdict": ChangeVerdict(verdict).value,
-            "kinds": list(kinds),
-            "summary": summary,
-            "record": record,
+            "verdict": ChangeVerdict(change.verdict.value).value,
+            "kinds": change.kinds,
+            "summary": change.summary,
+            "record": change_to_dict(change),
             "reverted_to_version_id": reverted_to_version_id,
         }
         with self._session() as s:
@@ -503,13 +540,14 @@ class Repository:
         return self._changes(ChangeRow.watch_id == watch_id)
 
     def unreported_changes(
-        self, *, verdict: ChangeVerdict | str | None = None
+        self, *, verdict: ChangeVerdict | str | None = None, limit: int | None = None
     ) -> list[ChangeRecord]:
-        """Changes not yet marked reported (optionally of one verdict), oldest first."""
+        """Changes not yet marked reported (optionally of one verdict), oldest
+        first; at most ``limit`` of them."""
         conditions: list[ColumnElement[bool]] = [ChangeRow.reported_at.is_(None)]
         if verdict is not None:
             conditions.append(ChangeRow.verdict == ChangeVerdict(verdict).value)
-        return self._changes(*conditions)
+        return self._changes(*conditions, limit=limit)
 
     def mark_reported(self, change_id: int, now_ms: int) -> bool:
         """Record that a change's reports were written; False if it does not exist."""
@@ -519,12 +557,15 @@ class Repository:
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def _changes(self, *conditions: ColumnElement[bool]) -> list[ChangeRecord]:
+    def _changes(
+        self, *conditions: ColumnElement[bool], limit: int | None = None
+    ) -> list[ChangeRecord]:
         stmt = (
             select(ChangeRow, Watch.url)
             .join(Watch, Watch.id == ChangeRow.watch_id)
             .where(*conditions)
             .order_by(ChangeRow.id)
+            .limit(limit)
         )
         with self._session() as s:
             return [_change(row, url) for row, url in s.execute(stmt)]
@@ -587,16 +628,13 @@ class Transaction(Repository):
 class Store(Repository):
     """The repository over an Engine; each method is its own transaction."""
 
-    def __init__(
-        self, engine: Engine, *, check_retention: int | None = DEFAULT_CHECK_RETENTION
-    ) -> None:
+    def __init__(self, engine: Engine, *, check_retention: int | None = None) -> None:
+        """``check_retention``: checks kept per watch; None keeps every check."""
         self._engine = engine
         self._check_retention = check_retention
 
     @classmethod
-    def open(
-        cls, url: str, *, check: bool = True, check_retention: int | None = DEFAULT_CHECK_RETENTION
-    ) -> Store:
+    def open(cls, url: str, *, check: bool = True, check_retention: int | None = None) -> Store:
         """Open the database at ``url``; refuse it unless its schema is current."""
         engine = open_engine(url)
         if check:
