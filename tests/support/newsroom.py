@@ -13,47 +13,22 @@ To serve a room on a server a test already has, route a path to it:
 
 from __future__ import annotations
 
-import html
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 from tests.support.http_server import LocalServer, Request
+from watcher import demo
 
-SEED = Path(__file__).resolve().parents[2] / "seeds" / "000_f45fe6e83c05ee36.txt"
-ARTICLE_PATH = "/zhongwen/simp/world-59301487"
-LEAD = "预计将持续数个小时。"
+SEED = demo.SEED
+ARTICLE_PATH = demo.ARTICLE_PATH
+LEAD = demo.LEAD
 
 
 @dataclass
-class Newsroom:
-    """The page as the site serves it right now; edited between passes."""
-
-    title: str
-    main: str
-    url: str = ""
-    status: int = 200
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def page(self) -> str:
-        title = html.escape(self.title)
-        return (
-            '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
-            f"<title>{title} - BBC News 中文</title>"
-            f'<meta property="og:title" content="{title}">'
-            f'<link rel="canonical" href="{html.escape(self.url)}">'
-            "<script>window.ads = [];</script></head><body>"
-            '<header><nav><a href="/">BBC News 中文</a></nav></header>'
-            f'{self.main}<footer class="footer">© BBC</footer></body></html>'
-        )
-
-    def edit(self, old: str, new: str) -> None:
-        with self.lock:
-            if old not in self.main:
-                raise RuntimeError(f"newsroom edit target missing: {old}")
-            self.main = self.main.replace(old, new, 1)
+class Newsroom(demo.Newsroom):
+    """The ``watcher demo`` newsroom's page (title, body, edits), served by a
+    test's LocalServer instead of the demo's own server."""
 
     def respond(self, req: Request) -> None:
         """A LocalServer route: the page while ``status`` is 200, else a 404."""
