@@ -8,16 +8,16 @@ import hashlib
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import brotli
 import pytest
 
+from tests.support.http_server import LocalServer, Request
 from watcher.errors import (
     BodyTooLargeError,
     FetchError,
@@ -29,8 +29,6 @@ from watcher.fetch import Fetcher, _parse_retry_after, decode_body, validate_url
 from watcher.models import FetchResult
 from watcher.settings import FetchSettings, Settings
 
-Handler = Callable[["Request"], None]
-
 # Enough running Chinese text for charset detection to be sure of itself.
 CHINESE = (
     "美国总统拜登与中国国家主席习近平于北京时间星期二开始视频会晤。"
@@ -40,74 +38,10 @@ CHINESE = (
 ) * 4
 
 
-class Request(BaseHTTPRequestHandler):
-    """Dispatches each GET to the handler the test registered for its path."""
-
-    server: Server
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        handler = self.server.routes.get(self.path.split("?")[0])
-        if handler is None:
-            self.respond(404, b"no such route")
-            return
-        with self.server.lock:
-            self.server.hits[self.path] = self.server.hits.get(self.path, 0) + 1
-        handler(self)
-
-    def respond(
-        self,
-        status: int,
-        body: bytes = b"",
-        headers: dict[str, str] | None = None,
-        content_type: str = "text/html; charset=utf-8",
-    ) -> None:
-        self.send_response(status)
-        all_headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
-        all_headers.update(headers or {})
-        for name, value in all_headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if body:
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep the test output quiet."""
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Request)
-        self.routes: dict[str, Handler] = {}
-        self.hits: dict[str, int] = {}
-        self.lock = threading.Lock()
-        self.release = threading.Event()
-
-    def route(self, path: str) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
-            self.routes[path] = handler
-            return handler
-
-        return register
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{path}"
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients that hang up early (size limit, timeout) are expected here."""
-
-
 @pytest.fixture
-def server() -> Iterator[Server]:
-    srv = Server()
-    thread = threading.Thread(target=srv.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield srv
-    srv.release.set()
-    srv.shutdown()
-    srv.server_close()
+def server() -> Iterator[LocalServer]:
+    with LocalServer() as site:
+        yield site
 
 
 class RecordingSleep:
@@ -141,7 +75,7 @@ def fetch(
     return asyncio.run(run())
 
 
-def test_plain_200_has_text_sha256_and_timing(server: Server) -> None:
+def test_plain_200_has_text_sha256_and_timing(server: LocalServer) -> None:
     body = "<html><body><p>héllo</p></body></html>".encode()
 
     @server.route("/page")
@@ -161,7 +95,7 @@ def test_plain_200_has_text_sha256_and_timing(server: Server) -> None:
     assert not result.not_modified
 
 
-def test_conditional_get_304_is_not_modified(server: Server) -> None:
+def test_conditional_get_304_is_not_modified(server: LocalServer) -> None:
     seen: dict[str, str | None] = {}
 
     @server.route("/page")
@@ -180,7 +114,7 @@ def test_conditional_get_304_is_not_modified(server: Server) -> None:
     assert result.etag == '"v1"'
 
 
-def test_redirect_chain_is_recorded(server: Server) -> None:
+def test_redirect_chain_is_recorded(server: LocalServer) -> None:
     @server.route("/a")
     def _(req: Request) -> None:
         req.respond(301, headers={"Location": "/b"})
@@ -200,11 +134,11 @@ def test_redirect_chain_is_recorded(server: Server) -> None:
     assert result.text == "done"
 
 
-def _serve(server: Server, path: str, body: bytes, content_type: str) -> None:
-    server.routes[path] = lambda req: req.respond(200, body, content_type=content_type)
+def _serve(server: LocalServer, path: str, body: bytes, content_type: str) -> None:
+    server.page(path, body, content_type=content_type)
 
 
-def test_gbk_declared_in_header(server: Server) -> None:
+def test_gbk_declared_in_header(server: LocalServer) -> None:
     html = f"<html><body><p>{CHINESE}</p></body></html>"
     _serve(server, "/gbk", html.encode("gbk"), "text/html; charset=GBK")
     result = fetch(server.url("/gbk"))
@@ -212,7 +146,7 @@ def test_gbk_declared_in_header(server: Server) -> None:
     assert result.text == html
 
 
-def test_gbk_declared_only_in_meta(server: Server) -> None:
+def test_gbk_declared_only_in_meta(server: LocalServer) -> None:
     html = f'<html><head><meta charset="gb2312"></head><body><p>{CHINESE}</p></body></html>'
     _serve(server, "/gbk", html.encode("gbk"), "text/html")
     result = fetch(server.url("/gbk"))
@@ -231,7 +165,7 @@ def test_http_equiv_meta_is_read() -> None:
 
 
 @pytest.mark.parametrize(("codec", "expected"), [("gbk", "gb18030"), ("big5", "big5hkscs")])
-def test_undeclared_chinese_is_detected(server: Server, codec: str, expected: str) -> None:
+def test_undeclared_chinese_is_detected(server: LocalServer, codec: str, expected: str) -> None:
     html = f"<html><body><p>{CHINESE}</p></body></html>"
     if codec == "big5":
         html = html.replace("习近平", "習近平").replace("双方", "雙方")
@@ -253,7 +187,7 @@ def test_utf8_bom_wins() -> None:
 
 
 @pytest.mark.parametrize("coding", ["gzip", "br"])
-def test_compressed_responses_are_decoded(server: Server, coding: str) -> None:
+def test_compressed_responses_are_decoded(server: LocalServer, coding: str) -> None:
     raw = f"<html><body>{CHINESE}</body></html>".encode()
     packed = gzip.compress(raw) if coding == "gzip" else brotli.compress(raw)
 
@@ -267,10 +201,10 @@ def test_compressed_responses_are_decoded(server: Server, coding: str) -> None:
     assert result.body_sha256 == hashlib.sha256(raw).hexdigest()
 
 
-def test_500_then_200_succeeds_after_retry(server: Server) -> None:
+def test_500_then_200_succeeds_after_retry(server: LocalServer) -> None:
     @server.route("/flaky")
     def _(req: Request) -> None:
-        if server.hits["/flaky"] == 1:
+        if server.received("/flaky") == 1:
             req.respond(500, b"oops")
         else:
             req.respond(200, b"fine")
@@ -283,10 +217,10 @@ def test_500_then_200_succeeds_after_retry(server: Server) -> None:
     assert 0 <= sleep.delays[0] <= FAST.backoff_base_s
 
 
-def test_429_retry_after_is_honoured(server: Server) -> None:
+def test_429_retry_after_is_honoured(server: LocalServer) -> None:
     @server.route("/busy")
     def _(req: Request) -> None:
-        if server.hits["/busy"] == 1:
+        if server.received("/busy") == 1:
             req.respond(429, headers={"Retry-After": "7"})
         else:
             req.respond(200, b"ok")
@@ -297,8 +231,8 @@ def test_429_retry_after_is_honoured(server: Server) -> None:
     assert sleep.delays == [7.0]
 
 
-def test_retry_after_is_capped(server: Server) -> None:
-    server.routes["/busy"] = lambda req: req.respond(429, headers={"Retry-After": "3600"})
+def test_retry_after_is_capped(server: LocalServer) -> None:
+    server.route("/busy", lambda req: req.respond(429, headers={"Retry-After": "3600"}))
     sleep = RecordingSleep()
     with pytest.raises(HTTPStatusError) as info:
         fetch(server.url("/busy"), fetch_settings(retries=2, backoff_max_s=30), sleep)
@@ -315,19 +249,19 @@ def test_retry_after_http_date() -> None:
     assert _parse_retry_after(None) is None
 
 
-def test_backoff_grows_exponentially_with_jitter(server: Server) -> None:
-    server.routes["/down"] = lambda req: req.respond(503, b"down")
+def test_backoff_grows_exponentially_with_jitter(server: LocalServer) -> None:
+    server.route("/down", lambda req: req.respond(503, b"down"))
     sleep = RecordingSleep()
     settings = fetch_settings(retries=3, backoff_base_s=1, backoff_max_s=3)
     with pytest.raises(HTTPStatusError) as info:
         fetch(server.url("/down"), settings, sleep)
     assert info.value.status == 503
     assert info.value.url == server.url("/down")
-    assert server.hits["/down"] == 4
+    assert server.received("/down") == 4
     assert [d <= cap for d, cap in zip(sleep.delays, [1, 2, 3], strict=True)] == [True] * 3
 
 
-def test_stalled_server_raises_timeout(server: Server) -> None:
+def test_stalled_server_raises_timeout(server: LocalServer) -> None:
     @server.route("/stall")
     def _(req: Request) -> None:
         server.release.wait(5)
@@ -337,10 +271,10 @@ def test_stalled_server_raises_timeout(server: Server) -> None:
     with pytest.raises(FetchTimeoutError):
         fetch(server.url("/stall"), settings)
     assert time.perf_counter() - started < 2
-    assert server.hits["/stall"] == 2
+    assert server.received("/stall") == 2
 
 
-def test_slow_drip_body_hits_total_timeout(server: Server) -> None:
+def test_slow_drip_body_hits_total_timeout(server: LocalServer) -> None:
     """httpx's read timeout is per chunk; the attempt as a whole is bounded too."""
 
     @server.route("/drip")
@@ -349,8 +283,7 @@ def test_slow_drip_body_hits_total_timeout(server: Server) -> None:
         req.send_header("Content-Length", "1000")
         req.end_headers()
         for _ in range(100):
-            req.wfile.write(b"x")
-            req.wfile.flush()
+            req.send_raw(b"x")
             if server.release.wait(0.05):
                 return
 
@@ -359,7 +292,7 @@ def test_slow_drip_body_hits_total_timeout(server: Server) -> None:
         fetch(server.url("/drip"), settings)
 
 
-def _endless(server: Server, path: str, *, content_length: bool) -> dict[str, int]:
+def _endless(server: LocalServer, path: str, *, content_length: bool) -> dict[str, int]:
     """Serve up to 64 MiB in 64 KiB pieces, counting what actually went out."""
     sent = {"bytes": 0}
     chunk = b"x" * 65536
@@ -387,7 +320,7 @@ def _endless(server: Server, path: str, *, content_length: bool) -> dict[str, in
 
 
 @pytest.mark.parametrize("content_length", [True, False])
-def test_body_over_limit_is_abandoned(server: Server, content_length: bool) -> None:
+def test_body_over_limit_is_abandoned(server: LocalServer, content_length: bool) -> None:
     sent = _endless(server, "/big", content_length=content_length)
     with pytest.raises(BodyTooLargeError) as info:
         fetch(server.url("/big"), fetch_settings(max_body_bytes=100_000))
@@ -395,16 +328,16 @@ def test_body_over_limit_is_abandoned(server: Server, content_length: bool) -> N
     assert sent["bytes"] < 32 * 1024 * 1024
 
 
-def test_404_is_a_value(server: Server) -> None:
-    server.routes["/gone"] = lambda req: req.respond(404, b"<p>not here</p>")
+def test_404_is_a_value(server: LocalServer) -> None:
+    server.route("/gone", lambda req: req.respond(404, b"<p>not here</p>"))
     result = fetch(server.url("/gone"))
     assert result.status == 404
     assert result.gone
     assert result.text == "<p>not here</p>"
 
 
-def test_403_is_a_value_not_retried(server: Server) -> None:
-    server.routes["/no"] = lambda req: req.respond(403, b"forbidden")
+def test_403_is_a_value_not_retried(server: LocalServer) -> None:
+    server.route("/no", lambda req: req.respond(403, b"forbidden"))
     sleep = RecordingSleep()
     result = fetch(server.url("/no"), sleep=sleep)
     assert (result.status, result.gone) == (403, False)
@@ -446,16 +379,17 @@ def test_connection_refused_is_fetch_error() -> None:
     assert len(sleep.delays) == FAST.retries
 
 
-def test_per_host_limit_is_respected(server: Server) -> None:
+def test_per_host_limit_is_respected(server: LocalServer) -> None:
     active = {"now": 0, "peak": 0}
+    lock = threading.Lock()
 
     @server.route("/slow")
     def _(req: Request) -> None:
-        with server.lock:
+        with lock:
             active["now"] += 1
             active["peak"] = max(active["peak"], active["now"])
         time.sleep(0.05)
-        with server.lock:
+        with lock:
             active["now"] -= 1
         req.respond(200, b"ok")
 

@@ -6,20 +6,33 @@ every request it answers (path, start and end time, headers).
         site.route("/flaky", lambda req: req.respond(500))
         url = site.url("/news/1")
 
+        @site.route("/stall")  # route() is also a decorator
+        def _(req: Request) -> None:
+            site.release.wait(5)  # set when the server stops
+
 Routes may be changed while clients run (the newsroom edits a page between
 checks). ``delay`` (or ``delays[path]``) slows answers down, so daemons
 overlap in time and signals arrive mid-fetch.
+
+A handler gets the request handler itself (HTTP/1.1, keep-alive), so it may
+misbehave on purpose: write any bytes with ``req.send_raw`` (or ``req.wfile``),
+wait on ``site.release`` to hang or trickle, drop the connection with
+``req.hang_up()`` or reset it with ``req.hang_up(reset=True)``. A path with a
+query string is routed by its exact text, else by the part before the ``?``.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, overload
 
 Handler = Callable[["Request"], None]
 
@@ -48,7 +61,8 @@ class Request(BaseHTTPRequestHandler):
         if delay:
             time.sleep(delay)  # the server is slow, not the test
         with self.server.lock:
-            handler = self.server.routes.get(self.path)
+            routes = self.server.routes
+            handler = routes.get(self.path) or routes.get(self.path.split("?", 1)[0])
         if handler is None:
             self.respond(404, b"<h1>404 Not Found</h1>")
         else:
@@ -74,6 +88,21 @@ class Request(BaseHTTPRequestHandler):
         if body:
             self.wfile.write(body)
 
+    def send_raw(self, data: bytes) -> None:
+        """Put ``data`` on the wire as it is (status line, headers, body or junk)."""
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    def hang_up(self, *, reset: bool = False) -> None:
+        """Close the connection now, whatever has been sent: a FIN, or with
+        ``reset`` an RST (the client sees "connection reset by peer")."""
+        self.close_connection = True
+        if reset:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            os.close(self.connection.detach())  # rfile/wfile still hold the socket open
+        else:
+            self.connection.shutdown(socket.SHUT_RDWR)
+
     def log_message(self, format: str, *args: Any) -> None:
         """Keep the test output quiet."""
 
@@ -89,12 +118,23 @@ class LocalServer(ThreadingHTTPServer):
         self.delays: dict[str, float] = {}  # per-path delay, overriding ``delay``
         self.lock = threading.Lock()
         self.delay = delay
+        self.release = threading.Event()  # for handlers that hang; set on exit
         self._thread: threading.Thread | None = None
 
     # -- programming -------------------------------------------------------------
-    def route(self, path: str, handler: Handler) -> None:
+    @overload
+    def route(self, path: str) -> Callable[[Handler], Handler]: ...
+    @overload
+    def route(self, path: str, handler: Handler) -> Handler: ...
+    def route(
+        self, path: str, handler: Handler | None = None
+    ) -> Handler | Callable[[Handler], Handler]:
+        """Answer ``path`` with ``handler``; without one, a decorator that does."""
+        if handler is None:
+            return lambda handler: self.route(path, handler)
         with self.lock:
             self.routes[path] = handler
+        return handler
 
     def page(
         self,
@@ -124,6 +164,12 @@ class LocalServer(ThreadingHTTPServer):
         with self.lock:
             return [h for h in self.log if path is None or h.path == path]
 
+    def received(self, path: str | None = None) -> int:
+        """How many requests for ``path`` arrived, answered or not (a handler
+        counts its own request)."""
+        with self.lock:
+            return sum(1 for p in self.arrived if path is None or p == path)
+
     # -- lifecycle ---------------------------------------------------------------
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients that hang up early (size limit, a killed daemon) are expected."""
@@ -139,5 +185,6 @@ class LocalServer(ThreadingHTTPServer):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.release.set()
         self.shutdown()
         self.server_close()
