@@ -268,14 +268,34 @@ def test_history_pairs_each_version_with_its_change_in_three_queries(store: Stor
         hist = api.history(store, URL)
     assert len(seen) == 3  # the watch, its versions, its changes: not one per version
     assert hist.watch.url == URL
-    assert [(e.version.seq, e.change.summary if e.change else None) for e in hist.versions] == [
-        (1, None),
-        *((n, f"edit {n}") for n in range(2, 7)),
-    ]
-    for entry in hist.versions[1:]:
-        assert entry.change is not None and entry.change.new_version_id == entry.version.id
-    assert [c.summary for c in hist.removals] == ["article removed (HTTP 404)"]
-    assert hist.latest_change == hist.removals[0]
+    assert [
+        (e.version.seq if e.version else None, e.change.summary if e.change else None)
+        for e in hist.entries
+    ] == [(1, None), *((n, f"edit {n}") for n in range(2, 7)), (None, "article removed (HTTP 404)")]
+    for entry in hist.entries[1:-1]:
+        assert entry.change is not None and entry.version is not None
+        assert entry.change.new_version_id == entry.version.id
+    assert hist.latest_change == hist.entries[-1].change
+
+
+def test_history_lists_a_removal_where_it_happened(store: Store) -> None:
+    """A removal between two versions is listed between them, not after both
+    (an article taken down at 12:51 and back at 12:54)."""
+    watch = _with_history(store, versions=2)
+    versions = store.versions(watch.id)
+    back = store.add_version(
+        watch.id, captured_at=T0 + 10 * MINUTE_MS, content_sha256="b" * 64, content_text="back",
+        http_status=200, final_url=URL, title="back", archive_path=None,
+    )  # fmt: skip
+    store.add_change(
+        _change("article reappeared"), watch_id=watch.id, old_version_id=versions[-1].id,
+        new_version_id=back.id, created_at=T0 + 10 * MINUTE_MS,
+    )  # fmt: skip
+    hist = api.history(store, URL)
+    assert [e.change.summary if e.change else "first" for e in hist.entries] == [
+        "first", "edit 2", "article removed (HTTP 404)", "article reappeared",
+    ]  # fmt: skip
+    assert [e.at for e in hist.entries] == sorted(e.at for e in hist.entries)
 
 
 def test_history_command_prints_versions_and_the_removal(cli: Cli) -> None:

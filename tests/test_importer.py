@@ -14,10 +14,11 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import CORPUS
-from watcher import importer, snapshot
+from watcher import importer, report, snapshot
 from watcher.cli import main
 from watcher.errors import InvalidURLError
 from watcher.importer import Importer, ImportSummary, import_paths
+from watcher.models import change_from_dict
 from watcher.store import Store, Transaction, WatchState, upgrade
 from watcher.urlnorm import normalise_url
 
@@ -256,6 +257,69 @@ def test_git_history_becomes_versions_and_changes(repo: Path, tmp_path: Path) ->
     assert len(archived) == 6
 
 
+def test_git_history_keeps_commit_order_when_a_newer_capture_states_an_earlier_time(
+    tmp_path: Path,
+) -> None:
+    """A feed archive rewrote its capture with a rounded, earlier time: the
+    paragraph was added (commit order), not removed (stated-time order)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    art = repo / "story.md"
+    art.write_text(seed(URL, EDITED, T0 * 1000 + 59_000), encoding="utf-8")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "first", when=T0 + 60)
+    art.write_text(seed(URL, INSERTED, T0 * 1000), encoding="utf-8")  # rounded down
+    git(repo, "commit", "-qam", "update", when=T0 + 3660)
+    store = open_store(tmp_path / "data")
+
+    summary = import_paths(store, tmp_path / "archive", [repo], git=True, workers=1)
+
+    watch = store.get_watch(normalise_url(URL))
+    assert watch is not None
+    [change] = store.changes(watch.id)
+    assert "paragraph_added" in change.kinds and "paragraph_removed" not in change.kinds
+    [note] = summary.order_notes
+    assert note.source.endswith(":story.md") and "earlier time than version 1" in note.reason
+
+
+def test_a_folder_import_orders_by_stated_time_and_reports_ties(tmp_path: Path) -> None:
+    folder = tmp_path / "archive-in"
+    folder.mkdir()
+    (folder / "b.md").write_text(seed(URL, EDITED, T0 * 1000), encoding="utf-8")
+    (folder / "a.md").write_text(seed(URL, BODY, T0 * 1000), encoding="utf-8")  # same time
+    (folder / "c.md").write_text(seed(URL, INSERTED, T0 * 1000 - 5000), encoding="utf-8")
+    store = open_store(tmp_path / "data")
+
+    summary = import_paths(store, tmp_path / "archive", [folder], workers=1)
+
+    watch = store.get_watch(normalise_url(URL))
+    assert watch is not None
+    versions = store.versions(watch.id)
+    assert [v.captured_at for v in versions] == [T0 * 1000 - 5000, T0 * 1000, T0 * 1000]
+    [tie] = summary.order_notes
+    assert tie.source.endswith("b.md") and "same time as version 2" in tie.reason
+    result = CliRunner().invoke(
+        main, ["--home", str(tmp_path / "cli"), "import", str(folder)], catch_exceptions=False
+    )
+    assert "order:" in result.output and "kept in path order" in result.output
+
+
+def test_imported_changes_name_the_stated_time_not_a_capture_time(tmp_path: Path) -> None:
+    folder = tmp_path / "archive-in"
+    folder.mkdir()
+    (folder / "1.md").write_text(seed(URL, BODY, T0 * 1000), encoding="utf-8")
+    (folder / "2.md").write_text(seed(URL, EDITED, T0 * 1000 + 3_600_000), encoding="utf-8")
+    store = open_store(tmp_path / "data")
+    import_paths(store, tmp_path / "archive", [folder], workers=1)
+    watch = store.get_watch(normalise_url(URL))
+    assert watch is not None
+    [change] = store.changes(watch.id)
+    assert change.summary == "1 paragraph edited (noise: stated time changed)"
+    record = report.render_markdown(change_from_dict(change.record))
+    assert "**Stated time before:**" in record and "Captured" not in record
+
+
 def test_path_glob_limits_the_files(repo: Path, tmp_path: Path) -> None:
     store = open_store(tmp_path)
     summary = import_paths(
@@ -273,7 +337,7 @@ def test_cli_import_git_reports_rejected_files_and_exits_0(repo: Path, tmp_path:
     assert "6 versions and 4 changes added" in result.output
     assert "2 rejected" in result.output
     assert "articles/bad.md: not UTF-8 text" in result.output
-    assert "2 files state no capture time: dated by their commit time" in result.output
+    assert "2 files state no time: dated by their commit time" in result.output
     store = Store.open(f"sqlite:///{home}/watcher.db")
     assert {str(w.state) for w in store.list_watches()} == {"active"}
     store.close()

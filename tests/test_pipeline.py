@@ -255,6 +255,78 @@ def test_404_is_gone_and_a_later_200_is_reappeared(env: Env) -> None:
     assert "reappeared" in env.changes(url)[-1].kinds
 
 
+def test_a_takedown_keeps_its_own_report_and_says_what_the_article_said(env: Env) -> None:
+    room = newsroom(env)
+    url = env.add(ARTICLE)
+    env.check(url)
+    env.clock.advance(30)
+    room.edit(LEAD, NEW_LEAD)
+    env.check(url)  # v2: an edit, reported in v2.md
+    room.status = 404
+    env.clock.advance(30)
+    env.check(url)
+
+    edit_md, _ = (env.settings.reports_dir / p for p in report_paths(url, 2))
+    gone_md, gone_html = (env.settings.reports_dir / p for p in report_paths(url, 2, removed=True))
+    assert "article removed" not in edit_md.read_text("utf-8")  # not overwritten
+    assert gone_md.name == "v2-removed.md" and gone_html.is_file()
+    takedown = gone_md.read_text("utf-8")
+    assert "article removed" in takedown and "v2" in takedown
+    assert NEW_LEAD in takedown  # the last archived text answers "what did it say?"
+
+
+def test_history_lists_the_takedown_between_the_versions_around_it(env: Env) -> None:
+    room = newsroom(env)
+    url = env.add(ARTICLE)
+    env.check(url)
+    room.status = 404
+    env.clock.advance(51)
+    env.check(url)
+    room.status = 200
+    room.edit(LEAD, NEW_LEAD)
+    env.clock.advance(3)
+    env.check(url)
+
+    entries = api.history(env.store, url).entries
+    assert [(e.version.seq if e.version else None) for e in entries] == [1, None, 2]
+    assert [e.at for e in entries] == sorted(e.at for e in entries)
+    assert entries[1].at == entries[0].at + 51 * 60_000  # when the 404 was seen
+
+
+def test_a_gone_article_is_rechecked_from_its_own_interval(env: Env) -> None:
+    room = newsroom(env)
+    url = env.add(ARTICLE, interval_s=60)
+    env.check(url)
+    room.status = 404
+    env.clock.advance(1)
+    env.check(url)
+    waits = [(env.watch(url).next_check_at - env.clock()) / 1000]
+    for _ in range(3):
+        env.clock.advance(1)
+        env.check(url)
+        waits.append((env.watch(url).next_check_at - env.clock()) / 1000)
+    # 1, 2, 4, 8 minutes (± jitter), not a day: a quick return is seen quickly
+    for wait, minutes in zip(waits, (1, 2, 4, 8), strict=True):
+        assert 0.8 * minutes * 60 <= wait <= 1.2 * minutes * 60
+
+
+def test_resuming_a_gone_article_keeps_it_gone_so_its_return_is_news(env: Env) -> None:
+    room = newsroom(env)
+    url = env.add(ARTICLE)
+    env.check(url)
+    room.status = 404
+    env.clock.advance(60)
+    env.check(url)
+    api.set_paused(env.store, url, True)
+    api.set_paused(env.store, url, False, now=env.clock())
+    assert env.watch(url).state is WatchState.GONE
+    room.status = 200  # back, unchanged
+    env.clock.advance(60)
+    back = env.check(url)
+    assert back.outcome is CheckOutcome.REAPPEARED
+    assert "reappeared" in env.changes(url)[-1].kinds
+
+
 def test_redirect_is_recorded_on_the_check(env: Env) -> None:
     newsroom(env, "/news/new-address")
     env.site.redirect("/news/old-address", "/news/new-address")
@@ -409,8 +481,28 @@ def test_reverting_an_edit_points_back_to_version_1(env: Env) -> None:
     assert (last.old_version_id, last.new_version_id) == (v2.id, v3.id)
     assert last.reverted_to_version_id == v1.id
     [item] = [i for i in change_from_dict(last.record).items if i.kind == "reverted"]
-    assert item.after == 1 and "version 1" in item.detail
+    assert item.significant and "version 1" in item.detail
+    assert item.before is None and item.after is None  # nothing to show as "+ after: 1"
     assert hashlib.sha256(env.store.version_text(v3.id).encode()).hexdigest() == v1.content_sha256
+
+
+def test_coming_back_across_noise_only_is_not_news(env: Env) -> None:
+    """v2 differs from v1 in markup only; v3 is v1 again: the return is noise."""
+    room = newsroom(env)
+    url = env.add(ARTICLE)
+    env.check(url)
+    word = LEAD[:4]
+    for old, new in ((word, f"<span>{word}</span>"), (f"<span>{word}</span>", word)):
+        env.clock.advance(30)
+        room.edit(old, new)
+        env.check(url)
+    v1, _, v3 = env.versions(url)
+    assert v3.content_sha256 == v1.content_sha256
+    first, last = env.changes(url)
+    assert first.verdict is ChangeVerdict.NOISE and "markup_only" in first.kinds
+    assert last.verdict is ChangeVerdict.NOISE and "reverted" in last.kinds
+    [item] = [i for i in change_from_dict(last.record).items if i.kind == "reverted"]
+    assert not item.significant and "only noise came between" in item.detail
 
 
 def test_an_article_restored_unchanged_is_reappeared_even_if_the_server_says_304(

@@ -198,27 +198,27 @@ def check_now(
 
 
 @dataclass(frozen=True, slots=True)
-class VersionEntry:
-    """A stored version and the change that led to it (None: the first capture)."""
+class HistoryEntry:
+    """One event of an article's record: a stored version with the change that
+    led to it (None: the first capture), or a removal (``version`` None)."""
 
-    version: VersionRecord
+    version: VersionRecord | None
     change: ChangeRecord | None
+    at: int  # capture time of the version, or when the removal was seen
 
 
 @dataclass(frozen=True, slots=True)
 class ArticleHistory:
-    """What ``watcher history`` shows: every version, oldest first, each with
-    its incoming change, and the removals (changes with no new version: the
-    article went away)."""
+    """What ``watcher history`` shows: every version and removal, in the order
+    they happened (a removal right after the version it removed)."""
 
     watch: WatchRecord
-    versions: list[VersionEntry]
-    removals: list[ChangeRecord]
+    entries: list[HistoryEntry]
 
     @property
     def latest_change(self) -> ChangeRecord | None:
         """The newest change recorded, a removal included."""
-        changes = [e.change for e in self.versions if e.change] + self.removals
+        changes = [e.change for e in self.entries if e.change]
         return max(changes, key=lambda c: c.id, default=None)
 
 
@@ -229,11 +229,22 @@ def history(store: Store, url: str) -> ArticleHistory:
     versions = store.versions(watch.id)
     changes = store.changes(watch.id)
     incoming = {c.new_version_id: c for c in changes if c.new_version_id is not None}
-    return ArticleHistory(
-        watch=watch,
-        versions=[VersionEntry(v, incoming.get(v.id)) for v in versions],
-        removals=[c for c in changes if c.new_version_id is None],
-    )
+    removals: dict[int, list[ChangeRecord]] = {}
+    for c in changes:
+        if c.new_version_id is None:
+            removals.setdefault(c.old_version_id, []).append(c)
+    entries: list[HistoryEntry] = []
+    for v in versions:
+        entries.append(HistoryEntry(v, incoming.get(v.id), v.captured_at))
+        entries += [HistoryEntry(None, c, removal_time(c)) for c in removals.get(v.id, [])]
+    return ArticleHistory(watch=watch, entries=entries)
+
+
+def removal_time(change: ChangeRecord) -> int:
+    """When a removal was seen: the check that found the 404 (its record's
+    "after" time), else when it was stored."""
+    after = change.record.get("captured_after")
+    return after if isinstance(after, int) else change.created_at
 
 
 def diff_versions(store: Store, url: str, from_seq: int | None, to_seq: int | None) -> Change:
@@ -264,6 +275,7 @@ def diff_versions(store: Store, url: str, from_seq: int | None, to_seq: int | No
         store.version_snapshot(new),
         old_metadata=old.page_metadata,
         new_metadata=new.page_metadata,
+        basis=(old.time_basis, new.time_basis),
     )
 
 
@@ -328,7 +340,8 @@ def export_archive(
 
 def set_paused(store: Store, url: str, paused: bool, *, now: int | None = None) -> None:
     """Pause, or resume (also a retired or gone watch): resuming checks it soon
-    and restarts its quiet-check count, so it is not retired again at once.
+    and restarts its quiet-check count, so it is not retired again at once; a
+    removed article stays gone, so its return is news ("reappeared").
 
     Neither touches the last check time nor the lease of a daemon checking the
     watch right now.
@@ -336,8 +349,12 @@ def set_paused(store: Store, url: str, paused: bool, *, now: int | None = None) 
     watch = require_watch(store, url)
     if paused:
         store.set_state(watch.url, WatchState.PAUSED)
-    else:
-        store.resume(watch.url, now_ms=now if now is not None else now_ms())
+        return
+    # A removal is the newest thing known of an article taken down before it
+    # was paused or retired: it stays gone until it is seen again.
+    latest = store.latest_change(watch.id)
+    gone = latest is not None and latest.new_version_id is None
+    store.resume(watch.url, now_ms=now if now is not None else now_ms(), gone=gone)
 
 
 OUTCOME_LABELS = {

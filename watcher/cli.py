@@ -26,7 +26,7 @@ from watcher.demo import run_demo
 from watcher.diff import diff_snapshots
 from watcher.errors import WatcherError
 from watcher.logs import configure as configure_logging
-from watcher.models import Article, BlockKind
+from watcher.models import Article, BlockKind, TimeBasis
 from watcher.report import render
 from watcher.settings import Settings, format_duration, parse_duration
 from watcher.store import Store, WatchSummary, current_revision, head_revision, safe_url, upgrade
@@ -407,15 +407,14 @@ def history(ctx: click.Context, url: str, as_json: bool) -> None:
     finally:
         store.close()
     rows: list[dict[str, Any]] = []
-    for entry in hist.versions:
+    for entry in hist.entries:
         v, c = entry.version, entry.change
         rows.append({
-            "version": v.seq, "captured_at": _iso(v.captured_at), "title": v.title,
+            "version": v.seq if v else None, "captured_at": _iso(entry.at),
+            "title": v.title if v else "",
             "verdict": str(c.verdict) if c else "first", "summary": c.summary if c else "first capture",
-            "archive_path": v.archive_path,
+            "archive_path": v.archive_path if v else None,
         })  # fmt: skip
-    rows += [{"version": None, "captured_at": _iso(c.created_at), "title": "", "verdict": str(c.verdict),
-              "summary": c.summary, "archive_path": None} for c in hist.removals]  # fmt: skip
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
@@ -456,7 +455,9 @@ def diff(ctx: click.Context, old: str, new: str | None, from_seq: int | None,
     settings = _settings(ctx)
     try:
         if new is not None:
-            change = diff_snapshots(snapshot_mod.read(old), snapshot_mod.read(new))
+            # a file's epoch line is the time it states, whoever wrote it
+            stated = (TimeBasis.STATED, TimeBasis.STATED)
+            change = diff_snapshots(snapshot_mod.read(old), snapshot_mod.read(new), basis=stated)
         elif old.startswith(("http://", "https://")):
             store = api.open_store(settings)
             try:
@@ -689,6 +690,8 @@ def import_command(ctx: click.Context, paths: tuple[Path, ...], git: bool,
         store.close()
     for rejected in summary.rejected:
         click.echo(f"rejected: {rejected.source}: {rejected.reason}", err=True)
+    for note in summary.order_notes:
+        click.echo(f"order: {note.source}: {note.reason}", err=True)
     click.echo(
         f"{summary.files} files, {summary.articles} articles: {summary.versions_added} versions "
         f"and {summary.changes_added} changes added, {summary.already_present} already present, "
@@ -697,4 +700,10 @@ def import_command(ctx: click.Context, paths: tuple[Path, ...], git: bool,
     )
     if summary.undated:
         source = "commit time" if git else "file modification time"
-        click.echo(f"{summary.undated} files state no capture time: dated by their {source}")
+        click.echo(f"{summary.undated} files state no time: dated by their {source}")
+    if summary.order_notes:
+        order = "commit order" if git else "path order"
+        click.echo(
+            f"{len(summary.order_notes)} versions state a time that does not order them "
+            f"(listed above as 'order:'): kept in {order}"
+        )

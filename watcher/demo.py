@@ -183,13 +183,12 @@ def _print_latest_change(store: Store, url: str, fmt: str, tz: str, color: bool)
 
 def _print_history(store: Store, url: str) -> None:
     hist = api.history(store, url)
-    for entry in hist.versions:
+    for entry in hist.entries:
         change = entry.change
         verdict = change.verdict if change else "first"
         summary = change.summary if change else "first capture"
-        click.echo(f"  v{entry.version.seq}  {verdict:<11}  {summary}")
-    for c in hist.removals:
-        click.echo(f"  --  {c.verdict:<11}  {c.summary}")
+        number = f"v{entry.version.seq}" if entry.version else "--"
+        click.echo(f"  {number}  {verdict:<11}  {summary}")
 
 
 def _narrate(text: str) -> None:

@@ -12,6 +12,7 @@ where it names exactly which field moved.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -33,9 +34,14 @@ from watcher.models import (
     ChangeKind,
     Image,
     Snapshot,
+    TimeBasis,
     TimeMention,
     Verdict,
 )
+
+Basis = tuple[TimeBasis, TimeBasis]
+"""What the old and the new version's times are: captured by us, or stated by a file."""
+CAPTURED_BOTH: Basis = (TimeBasis.CAPTURED, TimeBasis.CAPTURED)
 
 _UPDATED_RE = re.compile(r"更新|update|修改|修訂|修订|edited|revised", re.IGNORECASE)
 
@@ -48,6 +54,7 @@ def diff_snapshots(
     new_metadata: dict[str, Any] | None = None,
     old_article: Article | None = None,
     new_article: Article | None = None,
+    basis: Basis = CAPTURED_BOTH,
 ) -> Change:
     """Parse both snapshots and compare them, noticing markup-only changes.
 
@@ -56,6 +63,8 @@ def diff_snapshots(
 
     Archives in the seed format may carry front matter: its ``date`` is a
     header time like the epoch line, its other fields are archive metadata.
+    ``basis`` says whether each side's time is our capture time or the time
+    an imported file states, so reports name it truthfully.
     """
     change = diff_articles(
         old_article or parse_article(old),
@@ -64,6 +73,7 @@ def diff_snapshots(
         new_body=_raw_content(new),
         old_metadata=old_metadata,
         new_metadata=new_metadata,
+        basis=basis,
     )
     extra = _front_matter_items(old.front_matter, new.front_matter, change.items)
     if not extra:
@@ -72,6 +82,15 @@ def diff_snapshots(
     if all(i.kind.noise_only for i in items) and _raw_differs(old, new):
         items.append(_markup_item())
     return extend(change, items, replace=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Revert:
+    """The new content is again that of version ``seq``. Undoing a significant
+    change is news; coming back across noise only (a tick and its return) is not."""
+
+    seq: int
+    undoes_news: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +111,13 @@ def classify(
     old_article: Article | None = None,
     new_article: Article | None = None,
     reappeared_at: str | None = None,
-    reverted_to: int | None = None,
+    revert: Revert | None = None,
     redirect: Redirect | None = None,
+    basis: Basis = CAPTURED_BOTH,
 ) -> Change:
     """The change from one stored version to the next, with what the article's
     history adds: it came back after a removal (at ``reappeared_at``), its content
-    is again that of version ``reverted_to``, or it was reached by a redirect.
+    is again that of an older version (``revert``), or it was reached by a redirect.
 
     The one classification the daemon and the importer share, so both record
     the same change for the same two versions.
@@ -109,12 +129,13 @@ def classify(
         new_metadata=new_metadata,
         old_article=old_article,
         new_article=new_article,
+        basis=basis,
     )
     extra: list[ChangeItem] = []
     if reappeared_at is not None:
         extra.append(ChangeItem(ChangeKind.REAPPEARED, True, "article", None, reappeared_at))
-    if reverted_to is not None:
-        extra.append(reverted_item(reverted_to))
+    if revert is not None:
+        extra.append(reverted_item(revert))
     if redirect is not None and redirect.final_url != redirect.previous_url:
         detail = _redirect_kind(redirect.final_url)
         extra.append(
@@ -133,19 +154,28 @@ def classify(
 def removal(
     url: str,
     *,
-    title: str,
-    captured_before: int | None,
-    captured_after: int,
+    last: Article,
+    last_seq: int,
     last_url: str | None,
+    captured_after: int,
     status: int,
 ) -> Change:
-    """The article is gone (404/410): its last version is the "before"."""
-    item = ChangeItem(ChangeKind.GONE, True, "article", last_url, None, detail=f"HTTP {status}")
+    """The article is gone (404/410) after version ``last_seq``. The item
+    carries that version's text, so the report answers "what did it say?"."""
+    text = tuple(block.text for block in last.blocks if block.text)
+    where = f" at {last_url}" if last_url else ""
+    item = ChangeItem(
+        ChangeKind.GONE,
+        True,
+        "article",
+        before=text,
+        detail=f"HTTP {status}{where}; the last archived version (v{last_seq}) said:",
+    )
     base = Change(
         url=url,
-        title_before=title,
-        title_after=title,
-        captured_before=captured_before,
+        title_before=last.title,
+        title_after=last.title,
+        captured_before=last.captured_at,
         captured_after=captured_after,
         items=(),
         verdict=Verdict.NONE,
@@ -197,16 +227,13 @@ def _front_matter_items(
     return items
 
 
-def reverted_item(seq: int) -> ChangeItem:
-    """The new content equals an older version's: an undone edit is news.
-    One definition for the daemon and the importer, so both record it alike."""
-    return ChangeItem(
-        ChangeKind.REVERTED,
-        True,
-        "article",
-        detail=f"content is again that of version {seq}",
-        after=seq,
-    )
+def reverted_item(revert: Revert) -> ChangeItem:
+    """The new content equals an older version's: undoing an edit is news,
+    undoing noise is noise."""
+    detail = f"content is again that of version {revert.seq}"
+    if not revert.undoes_news:
+        detail += " (only noise came between)"
+    return ChangeItem(ChangeKind.REVERTED, revert.undoes_news, "article", detail=detail)
 
 
 def extend(change: Change, items: list[ChangeItem], *, replace: bool = False) -> Change:
@@ -214,12 +241,8 @@ def extend(change: Change, items: list[ChangeItem], *, replace: bool = False) ->
     verdict and summary follow. The pipeline adds gone/reverted/redirected."""
     if not replace:
         items = list(change.items) + items
-    return Change(
-        url=change.url,
-        title_before=change.title_before,
-        title_after=change.title_after,
-        captured_before=change.captured_before,
-        captured_after=change.captured_after,
+    return dataclasses.replace(
+        change,
         items=tuple(items),
         verdict=_verdict(items),
         summary=summarise(items),
@@ -234,19 +257,20 @@ def diff_articles(
     new_body: str | None = None,
     old_metadata: dict[str, Any] | None = None,
     new_metadata: dict[str, Any] | None = None,
+    basis: Basis = CAPTURED_BOTH,
 ) -> Change:
     items: list[ChangeItem] = []
-    items += _header_items(old, new)
+    items += _header_items(old, new, basis)
     items += _block_items(old, new)
     items += metadata_items(old_metadata, new_metadata)
     visible = [i for i in items if not i.kind.noise_only]
     if not visible and old_body is not None and new_body is not None:  # noqa: SIM102
         if _markup_key(old_body) != _markup_key(new_body):
             items.append(_markup_item())
-    return extend(empty_change(old, new), items)
+    return extend(empty_change(old, new, basis), items)
 
 
-def empty_change(old: Article, new: Article) -> Change:
+def empty_change(old: Article, new: Article, basis: Basis = CAPTURED_BOTH) -> Change:
     """The frame of a change between two articles, before any item."""
     return Change(
         url=new.url,
@@ -257,17 +281,18 @@ def empty_change(old: Article, new: Article) -> Change:
         items=(),
         verdict=Verdict.NONE,
         summary=summarise([]),
+        basis_before=basis[0],
+        basis_after=basis[1],
     )
 
 
 # -- header -------------------------------------------------------------------
-def _header_items(old: Article, new: Article) -> list[ChangeItem]:
+def _header_items(old: Article, new: Article, basis: Basis) -> list[ChangeItem]:
     items: list[ChangeItem] = []
     if old.captured_at != new.captured_at:
+        where = "capture time" if basis == CAPTURED_BOTH else "stated time"
         items.append(
-            ChangeItem(
-                ChangeKind.HEADER_TIME, False, "capture time", old.captured_at, new.captured_at
-            )
+            ChangeItem(ChangeKind.HEADER_TIME, False, where, old.captured_at, new.captured_at)
         )
     if old.title != new.title:
         items.append(
@@ -587,6 +612,9 @@ def summarise(items: list[ChangeItem] | tuple[ChangeItem, ...]) -> str:
     noise = Counter(i.kind for i in items if not i.significant)
     parts = [_phrase(kind, n) for kind, n in news.items()]
     noise_parts = [_phrase(kind, n) for kind, n in noise.items()]
+    if any(i.kind is ChangeKind.HEADER_TIME and i.location != "capture time" for i in items):
+        # an imported file's time is what it states, not when it was captured
+        noise_parts = [p.replace("capture time", "stated time") for p in noise_parts]
     if not parts:
         return "noise only: " + ", ".join(noise_parts)
     line = "; ".join(parts)

@@ -12,10 +12,13 @@ Two passes, so memory stays flat however many files there are:
    interrupted import therefore leaves whole articles or nothing, and a
    second run skips what is already there.
 
-Ordering: by the capture time a file states (epoch line, front matter
-``date``, ``日期：`` line). A file that states none is dated, and ordered, by
-its modification time (folders) or its commit time (git); the summary counts
-these files.
+Ordering: a folder's files by the time each states (epoch line, front
+matter ``date``, ``日期：`` line; in feed-derived archives often the feed's
+publication date, so reports call it the *stated* time), ties in path order;
+git history by commit order, because a newer capture can state an earlier,
+rounded time. A file that states no time is dated by its modification time
+(folders) or its commit time (git). The summary counts undated files and
+lists ties and times that go backwards.
 
 Idempotence key: (normalised URL, captured_at, sha256 of the content), where
 the content is the file text without its capture-time line (see
@@ -55,9 +58,9 @@ from urllib.parse import urlsplit
 from watcher import archive
 from watcher import snapshot as snapshot_mod
 from watcher.article import parse_article
-from watcher.diff import classify
+from watcher.diff import Revert, classify
 from watcher.errors import SnapshotFormatError, WatcherError
-from watcher.models import Article, Change, Snapshot
+from watcher.models import Article, Change, Snapshot, TimeBasis
 from watcher.store import Store, Transaction, WatchState, now_ms
 from watcher.urlnorm import normalise_url
 
@@ -110,6 +113,7 @@ class _Base:
     captured_at: int
     page_metadata: dict[str, Any]
     seq: int
+    basis: TimeBasis
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +122,7 @@ class _Task:
     sources: tuple[Source, ...]
     known: frozenset[tuple[int, str]]
     seq_by_sha: dict[str, int]  # stored content -> the newest version holding it
+    news_seqs: frozenset[int]  # versions reached by a significant change
     base: _Base | None
 
 
@@ -141,6 +146,7 @@ class _ArticleResult:
     versions: tuple[_Prepared, ...]
     rejected: tuple[Rejected, ...]
     skipped: int
+    order_notes: tuple[Rejected, ...] = ()
 
 
 @dataclass
@@ -155,6 +161,10 @@ class ImportSummary:
     watches_created: int = 0
     undated: int = 0
     rejected: list[Rejected] = field(default_factory=list)
+    #: Versions whose place in history their stated time did not settle: the
+    #: same time as the version before (a tie, kept in path order) or, in git
+    #: history, an earlier time than the commit before (kept in commit order).
+    order_notes: list[Rejected] = field(default_factory=list)
 
 
 class Progress(Protocol):
@@ -348,16 +358,63 @@ def _parse_head(data: bytes, complete: bool, label: str) -> Snapshot | None:
         return None
 
 
+@dataclass
+class _Chain:
+    """An article's history as a worker extends it: the version the next one
+    is diffed against, and what revert detection needs to know."""
+
+    previous: tuple[Snapshot, Article, dict[str, Any], TimeBasis] | None
+    seq: int
+    known: set[tuple[int, str]]
+    seq_by_sha: dict[str, int]
+    news: set[int]  # versions reached by a significant change
+
+    @classmethod
+    def of(cls, task: _Task) -> _Chain:
+        previous = None
+        if task.base is not None:
+            snap = snapshot_mod.stored(task.base.content, task.base.captured_at)
+            previous = (snap, parse_article(snap), task.base.page_metadata, task.base.basis)
+        seq = task.base.seq if task.base else 0
+        return cls(previous, seq, set(task.known), dict(task.seq_by_sha), set(task.news_seqs))
+
+    def revert(self, sha: str) -> Revert | None:
+        """The older version (not the previous one) whose content this is again."""
+        older = self.seq_by_sha.get(sha)
+        if older is None or older == self.seq:
+            return None
+        return Revert(older, undoes_news=any(older < n <= self.seq for n in self.news))
+
+    def classify(self, current: Snapshot, article: Article, sha: str) -> Change | None:
+        if self.previous is None:
+            return None
+        old, old_article, old_metadata, basis = self.previous
+        return classify(
+            old,
+            current,
+            old_metadata=old_metadata,
+            new_metadata={},
+            old_article=old_article,
+            new_article=article,
+            revert=self.revert(sha),
+            basis=(basis, TimeBasis.STATED),
+        )
+
+    def append(self, current: Snapshot, article: Article, sha: str, change: Change | None) -> None:
+        self.seq += 1
+        self.known.add((current.captured_at or 0, sha))
+        self.seq_by_sha[sha] = self.seq
+        if change is not None and change.significant:
+            self.news.add(self.seq)
+        self.previous = (current, article, {}, TimeBasis.STATED)
+
+
 def prepare_article(task: _Task) -> _ArticleResult:
     """Pass 2 for one article: read, parse and classify each new version in order."""
-    previous: tuple[Snapshot, Article, dict[str, Any]] | None = None
-    if task.base is not None:
-        snap = snapshot_mod.stored(task.base.content, task.base.captured_at)
-        previous = (snap, parse_article(snap), task.base.page_metadata)
-    seq = task.base.seq if task.base else 0
-    known, seq_by_sha = set(task.known), dict(task.seq_by_sha)
+    chain = _Chain.of(task)
     versions: list[_Prepared] = []
     rejected: list[Rejected] = []
+    notes: list[Rejected] = []
     skipped = 0
     for source in task.sources:
         try:
@@ -368,27 +425,15 @@ def prepare_article(task: _Task) -> _ArticleResult:
             undated = snap.captured_at is None
             captured = source.fallback_ms if snap.captured_at is None else snap.captured_at
             sha = hashlib.sha256(content.encode("utf-8")).hexdigest()
-            if (captured, sha) in known or (undated and sha in seq_by_sha):
+            if (captured, sha) in chain.known or (undated and sha in chain.seq_by_sha):
                 skipped += 1
                 continue
-            if task.base is not None and captured < task.base.captured_at:
+            if source.blob is None and task.base is not None and captured < task.base.captured_at:
                 rejected.append(_too_old(source.label, task.url, task.base.seq))
                 continue
             current = snapshot_mod.stored(content, captured, source.label)
             article = parse_article(current)  # parsed once, reused as the next "old"
-            reverted = seq_by_sha.get(sha)
-            reverted = reverted if reverted != seq else None  # equal to the previous: no revert
-            change = None
-            if previous is not None:
-                change = classify(
-                    previous[0],
-                    current,
-                    old_metadata=previous[2],
-                    new_metadata={},
-                    old_article=previous[1],
-                    new_article=article,
-                    reverted_to=reverted,
-                )
+            change = chain.classify(current, article, sha)
         except WatcherError as exc:
             rejected.append(Rejected(source.label, _reason(exc)))
             continue
@@ -396,14 +441,27 @@ def prepare_article(task: _Task) -> _ArticleResult:
             log.exception("cannot import %s", source.label)
             rejected.append(Rejected(source.label, f"internal error: {exc!r}"))
             continue
-        seq += 1
-        known.add((captured, sha))
-        seq_by_sha[sha] = seq
-        versions.append(
-            _Prepared(source.label, captured, content, sha, snap.title, snap.url, change, reverted)
+        if chain.previous is not None and (
+            note := _order_note(source, captured, chain.previous[0], chain.seq)
+        ):
+            notes.append(note)
+        revert = chain.revert(sha)
+        chain.append(current, article, sha, change)
+        reverted = revert.seq if revert else None
+        prepared = _Prepared(
+            source.label, captured, content, sha, snap.title, snap.url, change, reverted
         )
-        previous = (current, article, {})
-    return _ArticleResult(task.url, tuple(versions), tuple(rejected), skipped)
+        versions.append(prepared)
+    return _ArticleResult(task.url, tuple(versions), tuple(rejected), skipped, tuple(notes))
+
+
+def _order_note(source: Source, captured: int, previous: Snapshot, seq: int) -> Rejected | None:
+    """Why this version's stated time did not place it after version ``seq``."""
+    if captured == previous.captured_at:
+        return Rejected(source.label, f"states the same time as version {seq}")
+    if captured < (previous.captured_at or 0):
+        return Rejected(source.label, f"states an earlier time than version {seq} before it")
+    return None
 
 
 def _reason(exc: WatcherError) -> str:
@@ -488,21 +546,30 @@ class Importer:
 
     def _task(self, url: str, headers: list[Header]) -> _Task:
         """What a worker needs: the files in order, and what is already stored."""
-        headers.sort(key=lambda h: (h.captured_at, h.source.order))
+        # Git history is the order captures were made: a newer capture may state
+        # an earlier (rounded, or feed) time. Folders have no order but the times.
+        headers.sort(key=lambda h: (0 if h.source.blob else h.captured_at, h.source.order))
         sources = tuple(h.source for h in headers)
         watch = self.store.get_watch(url)
         stored = self.store.versions(watch.id) if watch is not None else []
         if not stored:
-            return _Task(url, sources, frozenset(), {}, None)
+            return _Task(url, sources, frozenset(), {}, frozenset(), None)
         latest = stored[-1]
         known = frozenset((v.captured_at, v.content_sha256) for v in stored)
         seq_by_sha = {v.content_sha256: v.seq for v in stored}  # in order: the newest wins
+        seqs = {v.id: v.seq for v in stored}
+        news = frozenset(
+            seqs[c.new_version_id]
+            for c in self.store.changes(stored[0].watch_id)
+            if c.new_version_id in seqs and c.verdict == "significant"
+        )
         text = self.store.version_text(latest.id)
-        base = _Base(text, latest.captured_at, latest.page_metadata, latest.seq)
-        return _Task(url, sources, known, seq_by_sha, base)
+        base = _Base(text, latest.captured_at, latest.page_metadata, latest.seq, latest.time_basis)
+        return _Task(url, sources, known, seq_by_sha, news, base)
 
     def _store(self, task: _Task, result: _ArticleResult) -> None:
         self.summary.rejected.extend(result.rejected)
+        self.summary.order_notes.extend(result.order_notes)
         self.summary.already_present += result.skipped
         self._batch.append((task, result))
         self._batch_versions += len(result.versions)

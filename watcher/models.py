@@ -167,6 +167,14 @@ class FetchResult:
         return self.status in (404, 410)
 
 
+class TimeBasis(StrEnum):
+    """What a version's time is: our own capture time, or the time an imported
+    file states (in feed-derived archives, often the feed's publication date)."""
+
+    CAPTURED = "captured"
+    STATED = "stated"
+
+
 class Verdict(StrEnum):
     SIGNIFICANT = "significant"
     NOISE = "noise"
@@ -256,6 +264,8 @@ class Change:
     items: tuple[ChangeItem, ...]
     verdict: Verdict
     summary: str
+    basis_before: TimeBasis = TimeBasis.CAPTURED
+    basis_after: TimeBasis = TimeBasis.CAPTURED
 
     @property
     def significant(self) -> bool:
@@ -282,6 +292,7 @@ def change_to_dict(change: Change) -> dict[str, Any]:
         "captured_after": change.captured_after,
         "verdict": Verdict(change.verdict).value,
         "summary": change.summary,
+        "time_basis": [change.basis_before.value, change.basis_after.value],
         "items": [_item_to_dict(item) for item in change.items],
     }
 
@@ -315,7 +326,8 @@ def change_from_dict(data: dict[str, Any]) -> Change:
     """Read a record written by :func:`change_to_dict`; extra keys are ignored.
 
     A record without ``schema`` is taken as schema 1 (the first); a newer
-    schema, an unknown kind or a missing field raises ChangeRecordError.
+    schema, an unknown kind or a missing field raises ChangeRecordError. Records
+    written before ``time_basis`` existed are read as captured times.
     """
     schema = data.get("schema", CHANGE_SCHEMA)
     if schema != CHANGE_SCHEMA:
@@ -323,6 +335,7 @@ def change_from_dict(data: dict[str, Any]) -> Change:
             f"unsupported change record schema {schema!r} (expected {CHANGE_SCHEMA})"
         )
     try:
+        before, after = data.get("time_basis") or (TimeBasis.CAPTURED, TimeBasis.CAPTURED)
         return Change(
             url=data["url"],
             title_before=data.get("title_before") or "",
@@ -332,6 +345,8 @@ def change_from_dict(data: dict[str, Any]) -> Change:
             items=tuple(_item_from_dict(item) for item in data.get("items", ())),
             verdict=Verdict(data["verdict"]),
             summary=data.get("summary", ""),
+            basis_before=TimeBasis(before),
+            basis_after=TimeBasis(after),
         )
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise ChangeRecordError(f"unreadable change record: {exc!r}") from exc

@@ -22,11 +22,12 @@ from typing import Any
 
 from watcher import archive, schedule
 from watcher import snapshot as snapshot_mod
-from watcher.diff import Redirect, classify, removal
+from watcher.article import parse_article
+from watcher.diff import Redirect, Revert, classify, removal
 from watcher.errors import HTTPStatusError, WatcherError
 from watcher.extract import extract
 from watcher.fetch import Fetcher
-from watcher.models import Change, FetchResult, Snapshot, change_from_dict
+from watcher.models import Change, FetchResult, Snapshot, TimeBasis, change_from_dict
 from watcher.outputs.reports import SiteUpdates, write_change_reports
 from watcher.settings import Settings
 from watcher.store import (
@@ -184,6 +185,7 @@ class Pipeline:
                     old_version_id=latest.id,
                     new_version_id=version.id,
                     reverted_to_version_id=reverted.id if reverted else None,
+                    created_at=now,
                 )
             self._record(tx, watch, fetched, now, outcome, version_id=version.id)
             significant = change is None or change.significant
@@ -203,14 +205,19 @@ class Pipeline:
             return None, None
         watch, fetched = capture.watch, capture.fetched
         reverted = self._reverted_to(watch, capture.sha, latest)
+        revert = None
+        if reverted is not None:
+            news = self.store.significant_change_since(watch.id, reverted.id)
+            revert = Revert(reverted.seq, undoes_news=news)
         change = classify(
             self.store.version_snapshot(latest),
             capture.snap,
             old_metadata=latest.page_metadata,
             new_metadata=capture.metadata,
             reappeared_at=fetched.final_url if watch.state == WatchState.GONE else None,
-            reverted_to=reverted.seq if reverted is not None else None,
+            revert=revert,
             redirect=Redirect(latest.final_url, fetched.final_url) if fetched.redirects else None,
+            basis=(latest.time_basis, TimeBasis.CAPTURED),
         )
         return change, reverted
 
@@ -233,10 +240,10 @@ class Pipeline:
         if watch.state != WatchState.GONE and latest is not None:
             change = removal(
                 watch.url,
-                title=latest.title or watch.url,
-                captured_before=latest.captured_at,
-                captured_after=now,
+                last=parse_article(self.store.version_snapshot(latest)),
+                last_seq=latest.seq,
                 last_url=latest.final_url,
+                captured_after=now,
                 status=fetched.status,
             )
         self._guard()
@@ -244,14 +251,23 @@ class Pipeline:
             change_id = None
             if change is not None and latest is not None:
                 change_id = tx.add_change(
-                    change, watch_id=watch.id, old_version_id=latest.id, new_version_id=None
+                    change,
+                    watch_id=watch.id,
+                    old_version_id=latest.id,
+                    new_version_id=None,
+                    created_at=now,
                 )
             self._record(tx, watch, fetched, now, CheckOutcome.GONE)
+            # Re-checked on a back-off from the watch's own interval, so a
+            # quick return is seen quickly and a long absence costs little.
+            gone_checks = 1 if change is not None else watch.unchanged_count + 1
             tx.release(
                 watch.id,
-                next_check_at=schedule.next_check_at(now, self.policy.max_interval_s),
+                next_check_at=schedule.next_check_at(
+                    now, schedule.backoff_s(self.policy, gone_checks, watch.interval_s)
+                ),
                 failure_count=0,
-                unchanged_count=watch.unchanged_count + 1,
+                unchanged_count=gone_checks,
                 last_checked_at=now,
                 state=WatchState.GONE,
                 last_change_at=now if change is not None else None,

@@ -24,7 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from watcher.errors import WatcherError
-from watcher.models import Change, ChangeItem, Verdict, change_to_dict, jsonable
+from watcher.models import Change, ChangeItem, TimeBasis, Verdict, change_to_dict, jsonable
 
 FORMATS = ("text", "md", "html", "json")
 
@@ -100,6 +100,8 @@ class _ReportView:
     url: str
     captured_before: str
     captured_after: str
+    time_before: str  # "Captured" or "Stated time": what the version's time is
+    time_after: str
     verdict: str
     summary: str
     items: tuple[_ItemView, ...]
@@ -108,6 +110,13 @@ class _ReportView:
     @property
     def noise_summary(self) -> str:
         return "Noise: " + ", ".join(group.phrase for group in self.noise)
+
+
+_TIME_LABELS = {TimeBasis.CAPTURED: "Captured", TimeBasis.STATED: "Stated time"}
+
+
+def _stated(label: str) -> str:
+    return " (stated by the file, not a capture time)" if label != "Captured" else ""
 
 
 def _view(change: Change, tz: str) -> _ReportView:
@@ -121,6 +130,8 @@ def _view(change: Change, tz: str) -> _ReportView:
         url=change.url,
         captured_before=format_time(change.captured_before, zone),
         captured_after=format_time(change.captured_after, zone),
+        time_before=_TIME_LABELS[change.basis_before],
+        time_after=_TIME_LABELS[change.basis_after],
         verdict=str(getattr(change.verdict, "value", change.verdict)),
         summary=change.summary,
         items=tuple(significant),
@@ -302,15 +313,29 @@ def _noise_groups(items: list[_ItemView]) -> tuple[_NoiseGroup, ...]:
     for item in items:
         by_kind.setdefault(item.kind, []).append(item)
     return tuple(
-        _NoiseGroup(_title(kind), _noise_phrase(kind, len(group)), tuple(map(_brief, group)))
+        _NoiseGroup(
+            _group_title(kind, group), _noise_phrase(kind, group), tuple(map(_brief, group))
+        )
         for kind, group in by_kind.items()
     )
 
 
-def _noise_phrase(kind: str, count: int) -> str:
+def _stated_time(group: list[_ItemView]) -> bool:
+    """A header time that is what an imported file states, not a capture time."""
+    return any(item.location != "capture time" for item in group)
+
+
+def _group_title(kind: str, group: list[_ItemView]) -> str:
+    if kind == "header_time" and _stated_time(group):
+        return "Stated time changed"
+    return _title(kind)
+
+
+def _noise_phrase(kind: str, group: list[_ItemView]) -> str:
+    count = len(group)
     plural = "" if count == 1 else "s"
     if kind == "header_time":
-        return "capture time changed"
+        return "stated time changed" if _stated_time(group) else "capture time changed"
     if kind == "markup_only":
         return "markup only"
     if kind == "relative_time":
@@ -386,8 +411,8 @@ def render_text(change: Change, *, tz: str = "UTC", color: bool = False) -> str:
         out.append(f"{paint('Was:', 'bold')}      {segs([('=', view.title_before)])}")
     out += [
         f"{paint('URL:', 'bold')}      {segs([('url', view.url)])}",
-        f"{paint('Before:', 'bold')}   {view.captured_before}",
-        f"{paint('After:', 'bold')}    {view.captured_after}",
+        f"{paint('Before:', 'bold')}   {view.captured_before}{_stated(view.time_before)}",
+        f"{paint('After:', 'bold')}    {view.captured_after}{_stated(view.time_after)}",
         f"{paint('Verdict:', 'bold')}  {verdict}",
         f"{paint('Summary:', 'bold')}  {segs([('=', view.summary)])}",
         "",
@@ -460,8 +485,8 @@ def render_markdown(change: Change, *, tz: str = "UTC") -> str:
         out.append(f"- **Previously titled:** {_md_escape(view.title_before)}")
     out += [
         f"- **URL:** {_md_url(view.url)}",
-        f"- **Captured before:** {_md_escape(view.captured_before)}",
-        f"- **Captured after:** {_md_escape(view.captured_after)}",
+        f"- **{view.time_before} before:** {_md_escape(view.captured_before)}",
+        f"- **{view.time_after} after:** {_md_escape(view.captured_after)}",
         f"- **Verdict:** {_md_escape(view.verdict)}",
         f"- **Summary:** {_md_escape(view.summary)}",
         "",
@@ -626,8 +651,8 @@ def _html_meta(view: _ReportView) -> list[str]:
     if view.title_before is not None:
         meta.insert(0, ("Previously titled", _h(view.title_before)))
     meta += [
-        ("Captured before", _h(view.captured_before)),
-        ("Captured after", _h(view.captured_after)),
+        (f"{view.time_before} before", _h(view.captured_before)),
+        (f"{view.time_after} after", _h(view.captured_after)),
         ("Verdict", f'<span class="verdict verdict-{verdict_class}">{_h(view.verdict)}</span>'),
         ("Summary", _h(view.summary)),
     ]

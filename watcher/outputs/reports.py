@@ -5,7 +5,8 @@ Layout (relative to ``$WATCHER_HOME/reports``), mirroring the archive::
 
     <host>/<article-slug>-<hash8>/v<seq>.md  and  v<seq>.html
 
-``seq`` is the number of the new version (or, for "gone", the last one).
+``seq`` is the number of the new version; the removal of an article after
+version ``seq`` is ``v<seq>-removed.md`` and ``.html``.
 The site in ``$WATCHER_HOME/site`` is brought up to date too
 (:func:`watcher.outputs.site.update_site`: the changed articles' pages, the
 index, and after a significant change the recent page and the feed), so
@@ -24,7 +25,7 @@ import threading
 from pathlib import Path
 
 from watcher import archive
-from watcher.models import Change
+from watcher.models import Change, ChangeKind
 from watcher.outputs import site
 from watcher.report import render_html, render_markdown
 from watcher.settings import Settings
@@ -33,15 +34,19 @@ from watcher.store import Repository, now_ms
 log = logging.getLogger(__name__)
 
 
-def report_paths(url: str, seq: int) -> tuple[Path, Path]:
+def report_paths(url: str, seq: int, *, removed: bool = False) -> tuple[Path, Path]:
+    """The change into version ``seq`` (``v3.md``), or the removal of an
+    article whose last version is ``seq`` (``v3-removed.md``): one file per
+    change, so a takedown never overwrites the report of the edit before it."""
     folder = archive.article_dir(url)
-    return folder / f"v{seq}.md", folder / f"v{seq}.html"
+    name = f"v{seq}-removed" if removed else f"v{seq}"
+    return folder / f"{name}.md", folder / f"{name}.html"
 
 
 def write_change_reports(settings: Settings, url: str, seq: int, change: Change) -> list[Path]:
     """Write the change's Markdown and HTML reports; a failing write raises (the
     change then stays unreported, to be repeated)."""
-    md, html = report_paths(url, seq)
+    md, html = report_paths(url, seq, removed=ChangeKind.GONE in change.kinds)
     root = settings.reports_dir
     return [
         # Reports can be written again (a change stays unreported until they

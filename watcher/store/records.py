@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from watcher.models import TimeBasis
+
 
 class WatchState(StrEnum):
     """Lifecycle of a watch; ``ACTIVE``, ``FAILING`` and ``GONE`` ones are checked
@@ -99,6 +101,12 @@ class VersionRecord:
     archive_path: str | None
     page_metadata: dict[str, Any] = field(compare=False)
     created_at: int
+
+    @property
+    def time_basis(self) -> TimeBasis:
+        """A version the daemon fetched has an HTTP status and a capture time;
+        an imported one has neither, only the time its file states."""
+        return TimeBasis.CAPTURED if self.http_status is not None else TimeBasis.STATED
 
 
 @dataclass(frozen=True, slots=True)

@@ -199,15 +199,17 @@ class Repository:
         with self._session() as s:
             return [_watch(row) for row in s.scalars(stmt)]
 
-    def resume(self, url: str, *, now_ms: int) -> bool:
-        """Make a watch active and due at ``now_ms``, its failure and quiet-check
-        counts reset; False if ``url`` is not watched.
+    def resume(self, url: str, *, now_ms: int, gone: bool = False) -> bool:
+        """Make a watch checked again, due at ``now_ms``, its failure and
+        quiet-check counts reset; False if ``url`` is not watched.
 
-        Only the schedule changes: a running daemon's lease (``claimed_by``,
+        ``gone``: the article was removed when it was paused or retired; it
+        stays GONE, so its return is recorded as a reappearance. Only the
+        schedule changes: a running daemon's lease (``claimed_by``,
         ``claimed_until``) and ``last_checked_at`` are left as they are.
         """
         values = {
-            "state": WatchState.ACTIVE.value,
+            "state": (WatchState.GONE if gone else WatchState.ACTIVE).value,
             "next_check_at": now_ms,
             "failure_count": 0,
             "unchanged_count": 0,
@@ -534,6 +536,32 @@ class Repository:
         }
         with self._session() as s:
             return int(s.execute(_INSERT_CHANGE, values).scalar_one())
+
+    def significant_change_since(self, watch_id: int, version_id: int) -> bool:
+        """Whether a significant change led from version ``version_id`` (or a
+        later one) to a newer version: what makes a return to it news."""
+        stmt = (
+            select(ChangeRow.id)
+            .where(
+                ChangeRow.watch_id == watch_id,
+                ChangeRow.old_version_id >= version_id,
+                ChangeRow.new_version_id.is_not(None),
+                ChangeRow.verdict == ChangeVerdict.SIGNIFICANT.value,
+            )
+            .limit(1)
+        )
+        with self._session() as s:
+            return s.scalar(stmt) is not None
+
+    def latest_change(self, watch_id: int) -> ChangeRecord | None:
+        """The newest change of a watch (a removal has no new version)."""
+        found = self._changes(
+            ChangeRow.id
+            == select(func.max(ChangeRow.id))
+            .where(ChangeRow.watch_id == watch_id)
+            .scalar_subquery()
+        )
+        return found[0] if found else None
 
     def changes(self, watch_id: int) -> list[ChangeRecord]:
         """All changes of a watch, oldest first."""
