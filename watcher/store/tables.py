@@ -167,3 +167,18 @@ class ChangeRow(Base):
         Index("ix_changes_new_version_id", "new_version_id"),
         Index("ix_changes_reverted_to_version_id", "reverted_to_version_id"),
     )
+
+
+class BlockSighting(Base):
+    """A short block's fingerprint seen in one article of a host: what lets the
+    diff learn a site's boilerplate (see watcher/boilerplate.py)."""
+
+    __tablename__ = "block_sightings"
+
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(16), primary_key=True)
+    watch_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("watches.id", ondelete="CASCADE"), primary_key=True
+    )
+
+    __table_args__ = (Index("ix_block_sightings_watch_id", "watch_id"),)
