@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench goldens clean
 
 $(BIN)/watcher: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ lint: $(BIN)/watcher
 
 test: lint
 	$(BIN)/pytest -q
+
+goldens: $(BIN)/watcher
+	$(BIN)/python -m bench.goldens --write
 
 bench: $(BIN)/watcher
 	$(BIN)/python bench/bench_parse.py
