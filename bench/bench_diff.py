@@ -13,11 +13,13 @@ import statistics
 import time
 from collections import Counter
 
-from _common import corpus_or_exit, describe, peak_rss_mb
+from _common import ROOT, corpus_or_exit, describe, peak_rss_mb
 
 from watcher import snapshot
 from watcher.article import parse_article
 from watcher.diff import diff_articles, diff_snapshots
+
+GOLDEN = ROOT / "tests" / "golden"
 
 
 def main() -> None:
@@ -36,6 +38,7 @@ def main() -> None:
     kinds: Counter[str] = Counter()
     verdicts: Counter[str] = Counter()
     agree = 0
+    differ: list[str] = []
     started = time.perf_counter()
     for pid, old, new in loaded:
         t0 = time.perf_counter()
@@ -49,6 +52,8 @@ def main() -> None:
         kinds.update(set(change.kinds))
         verdicts[change.verdict.value] += 1
         agree += change.significant == labels[pid]["significant"]
+        if change.significant != labels[pid]["significant"]:
+            differ.append(pid)
     elapsed = time.perf_counter() - started
     print(f"pairs: {len(loaded)}; cold first pass {cold * 1000 / len(loaded):.2f} ms/pair")
     print(describe("parse both + diff", total_ms))
@@ -61,6 +66,10 @@ def main() -> None:
     print(f"peak memory (RSS): {peak_rss_mb():.0f} MB")
     print("verdicts:", dict(verdicts.most_common()))
     print(f"verdict agrees with labels.json: {agree}/{len(loaded)}")
+    disputed = json.loads((GOLDEN / "disputed_labels.json").read_text(encoding="utf-8"))
+    for pid in differ:
+        why = disputed.get(pid, "NOT EXPLAINED: add it to tests/golden/disputed_labels.json")
+        print(f"  {pid}: label says significant={labels[pid]['significant']}; {why}")
     print("pairs per change kind:")
     for kind, n in kinds.most_common():
         print(f"  {kind:22s} {n}")

@@ -3,6 +3,7 @@ the databases (every database test runs on SQLite and on PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,14 @@ from watcher.store import Store, open_engine, upgrade
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "seeds" / "000_f45fe6e83c05ee36.txt"
 CORPUS = Path(os.environ.get("WATCHER_CORPUS", ROOT.parent / "shared" / "corpus"))
+#: Pairs whose script label we judge wrong, with the reason (see the file).
+DISPUTED_LABELS: dict[str, str] = {
+    pid: why
+    for pid, why in json.loads(
+        (ROOT / "tests" / "golden" / "disputed_labels.json").read_text(encoding="utf-8")
+    ).items()
+    if not pid.startswith("_")
+}
 
 
 @pytest.fixture

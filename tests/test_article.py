@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import corpus_files
 from watcher import snapshot
-from watcher.article import normalise_text, origin_url, parse_article
+from watcher.article import normalise_text, parse_article
 from watcher.models import Article, BlockKind, Snapshot
 
 
@@ -88,19 +88,54 @@ def test_relative_phrase_in_a_paragraph_is_masked_in_stable_text() -> None:
     assert block.times[0].granularity == "minute"
 
 
+def test_byline_stamp_is_masked_in_stable_text() -> None:
+    (block,) = _article("<p>Author 2020-07-21T09:01:06Z</p>").blocks
+    assert block.text == "Author 2020-07-21T09:01:06Z"
+    assert block.stable_text == "Author ⟨time⟩"
+    (mention,) = block.times
+    assert mention.text == "2020-07-21T09:01:06Z" and mention.granularity == "second"
+
+
+def test_date_in_a_sentence_stays_text() -> None:
+    (block,) = _article("<p>据该报道，张浩的量刑听证会定于2020年8月31日举行。</p>").blocks
+    assert block.stable_text == block.text and block.times == ()
+
+
+def test_time_element_in_a_byline_is_one_mention() -> None:
+    (block,) = _article(
+        '<p>Updated <time datetime="2020-07-21T09:01:00Z">Jul 21, 2020</time></p>'
+    ).blocks
+    assert block.stable_text == "Updated ⟨time⟩"
+    (mention,) = block.times
+    assert mention.datetime_attr == "2020-07-21T09:01:00Z"
+
+
 @pytest.mark.parametrize(
-    ("src", "origin"),
+    ("path", "index", "stable"),
     [
-        ("https://images.weserv.nl/?url=ichef.bbci.co.uk/a.jpg", "https://ichef.bbci.co.uk/a.jpg"),
-        (
-            "https://x.com/_next/image?url=https%3A%2F%2Fcdn.x.com%2Fb.png&w=640",
-            "https://cdn.x.com/b.png",
-        ),
-        ("https://cdn.x.com/c.png", "https://cdn.x.com/c.png"),
+        ("reuters/1.md", 0, "⟨time⟩"),  # 2021-01-22T01:08:23Z
+        ("voa/1.md", 0, "⟨time⟩"),  # Fri, 26 Jun 2020 14:42:56 GMT
+        ("rfi/1.md", 0, "⟨time⟩"),  # 17/07/2020 - 12:42
+        ("paopao/1.md", 0, "Don Evans 在 ⟨time⟩ 提交"),  # 星期四, 12/01/2016 - 12:19
     ],
 )
-def test_proxy_urls_are_unwrapped(src: str, origin: str) -> None:
-    assert origin_url(src) == origin
+def test_real_bylines_and_datelines_mask_their_stamp(
+    corpus: Path, path: str, index: int, stable: str
+) -> None:
+    block = parse_article(snapshot.read(corpus / "snapshots" / path)).blocks[index]
+    assert block.stable_text == stable
+    assert [m.relative for m in block.times] == [False]
+
+
+def test_real_dates_in_prose_and_captions_are_not_masked(corpus: Path) -> None:
+    """rfa/1: a photo caption that begins with its date; rfi/3 a hearing's date."""
+    for path, text in [
+        ("rfa/1.md", "2002年1月6日，美国国会被破坏的情景。（AFP）"),
+        ("rfi/3.md", "据该报道，张浩的量刑听证会定于2020年8月31日举行。"),
+    ]:
+        article = parse_article(snapshot.read(corpus / "snapshots" / path))
+        block = next(b for b in article.blocks if b.text == text)
+        assert block.stable_text == text
 
 
 def test_figure_caption_list_quote_media_and_links() -> None:
@@ -121,6 +156,85 @@ def test_figure_caption_list_quote_media_and_links() -> None:
         (BlockKind.MEDIA, "Video"),
     ]
     assert _article(body).blocks[1].links[0].href == "/x"
+
+
+PICTURE = (
+    "<figure><picture>"
+    "<source type='image/webp' media='(min-width: 768px)' srcset='https://cdn.e.com/1080w/p.webp'>"
+    "<source srcset='https://cdn.e.com/540w/p.jpeg 540w, https://cdn.e.com/1080w/p.jpeg 1080w'>"
+    "{img}</picture><figcaption><span>The caption</span></figcaption></figure>"
+    "<p>After the figure.</p>"
+)
+
+
+def test_image_inside_picture_is_read_with_its_caption() -> None:
+    """libxml2 nests the <img> inside the (void) <source>; it is still read."""
+    blocks = _article(PICTURE.format(img="<img src='https://cdn.e.com/p.jpeg' alt='alt'>")).blocks
+    assert [(b.kind, b.text) for b in blocks] == [
+        (BlockKind.IMAGE, "The caption"),
+        (BlockKind.PARAGRAPH, "After the figure."),
+    ]
+    image = blocks[0].image
+    assert image is not None
+    assert (image.src, image.alt, image.caption) == (
+        "https://cdn.e.com/p.jpeg",
+        "alt",
+        "The caption",
+    )
+
+
+@pytest.mark.parametrize(
+    ("img", "src"),
+    [
+        ("<img data-src='https://cdn.e.com/lazy.jpeg'>", "https://cdn.e.com/lazy.jpeg"),
+        (
+            "<img srcset='https://cdn.e.com/s.jpeg 1x, https://cdn.e.com/s2.jpeg 2x'>",
+            "https://cdn.e.com/s.jpeg",
+        ),
+        (
+            "<img src='data:image/gif;base64,R0lGOD' data-src='https://cdn.e.com/real.jpeg'>",
+            "https://cdn.e.com/real.jpeg",
+        ),
+        (
+            "<img src='data:image/gif;base64,R0lGOD' data-lazy-src='https://cdn.e.com/wp.jpeg'>",
+            "https://cdn.e.com/wp.jpeg",
+        ),
+        # no address on the <img>: the picture's first <source> names it
+        ("<img alt='alt'>", "https://cdn.e.com/1080w/p.webp"),
+    ],
+)
+def test_image_inside_picture_takes_its_address_where_the_page_puts_it(img: str, src: str) -> None:
+    (image, _) = _article(PICTURE.format(img=img)).blocks
+    assert image.image is not None and image.image.src == src
+
+
+def test_text_after_a_void_source_or_track_is_not_lost() -> None:
+    body = (
+        "<div><video title='Clip'><source src='v.mp4' type='video/mp4'><track src='t.vtt'></video>"
+        "<audio><source src='a.mp3'></audio>Loose words after.</div><p>Next.</p>"
+    )
+    blocks = _article(body).blocks
+    assert [(b.kind, b.text) for b in blocks] == [
+        (BlockKind.MEDIA, "Clip"),
+        (BlockKind.MEDIA, ""),
+        (BlockKind.PARAGRAPH, "Loose words after."),
+        (BlockKind.PARAGRAPH, "Next."),
+    ]
+    assert [b.media_src for b in blocks[:2]] == ["v.mp4", "a.mp3"]
+
+
+def test_real_picture_figures_are_images_with_captions(corpus: Path) -> None:
+    """Matters wraps every photo in <figure><picture><source…><img>: each is
+    read as an image with its caption, not as a bare caption paragraph."""
+    article = parse_article(snapshot.read(corpus / "snapshots" / "matters" / "1.md"))
+    images = [b.image for b in article.blocks if b.image is not None]
+    assert [img.src.rsplit("/", 1)[-1] for img in images] == [
+        "42c04cba-099c-4f14-8637-68e73ac010b3.jpeg",
+        "fe23f84a-4943-4962-b171-40a4f6dc6b56.jpeg",
+    ]
+    assert images[0].caption.startswith("〈要求日本歸還古器物（一）〉")
+    paragraphs = [b.text for b in article.blocks if b.kind is BlockKind.PARAGRAPH]
+    assert not any(p.startswith("〈要求日本歸還古器物") for p in paragraphs)
 
 
 def test_short_article_is_not_swallowed_as_a_figure() -> None:

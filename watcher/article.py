@@ -26,11 +26,11 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import cast
-from urllib.parse import parse_qs, urlsplit
 
 from lxml import etree
 
 from watcher import times
+from watcher.imageid import origin_url
 from watcher.models import Article, Block, BlockKind, Image, Link, Snapshot, TimeMention
 
 HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
@@ -45,6 +45,10 @@ _BLOCKISH = HEADINGS | MEDIA | LEAF_TEXT | {"div", "ul", "ol", "li", "blockquote
                                              "section", "figure", "img", "article"}  # fmt: skip
 _BLOCKISH_TAGS = tuple(_BLOCKISH)
 _SCAN_OR_SKIP_TAGS = ("a", "time", "img", *MEDIA, *SKIP)
+# HTML void elements libxml2 does not know as void: it nests what follows them
+# inside them (``<picture><source><img></picture>`` puts the <img> in <source>,
+# which is skipped), so the tree is mended after parsing (_unnest).
+_UNKNOWN_VOID = ("source", "track", "embed", "wbr", "keygen")
 # Text inside these is not "visible text" of an enclosing link, time or media
 # element (ruby annotations, code); bs4's get_text() left it out the same way.
 _NOT_TEXT = {"rt", "rp", "script", "style", "template"}
@@ -77,25 +81,6 @@ def normalise_text(text: str) -> str:
     # str.split() splits on exactly the Unicode spaces (NBSP, U+3000, U+2000–U+200A,
     # …), and is several times faster than a regex substitution on this hot path.
     return " ".join(_INVISIBLE.sub("", text).split())
-
-
-def origin_url(src: str) -> str:
-    """Unwrap image proxies (images.weserv.nl/?url=…, /_next/image?url=…) to the origin."""
-    if "url=" not in src:
-        return src
-    try:
-        parts = urlsplit(src)
-    except ValueError:  # e.g. "http://[not-an-ip]/?url=…"
-        return src
-    inner = parse_qs(parts.query).get("url")
-    if not inner:
-        return src
-    target = inner[0]
-    if target.startswith("//"):
-        return "https:" + target
-    if not re.match(r"^[a-z][a-z0-9+.-]*://", target, re.IGNORECASE):
-        return "https://" + target
-    return target
 
 
 def parse_article(snapshot: Snapshot) -> Article:
@@ -158,13 +143,36 @@ def _parse_html(body: str) -> etree._Element | None:
         return None
     if root is None:
         return None
-    brs = list(root.iter("br"))
+    brs: list[etree._Element] = []
+    for el in list(root.iter("br", *_UNKNOWN_VOID)):
+        if el.tag == "br":
+            brs.append(el)
+        elif len(el) or el.text:
+            _unnest(el)
     if brs:
         # A line break is a newline in the text, as it reads.
         for br in brs:
             br.tail = "\n" + br.tail if br.tail else "\n"
         etree.strip_tags(root, "br")
     return root
+
+
+def _unnest(el: etree._Element) -> None:
+    """Give back to the parent what libxml2 nested inside a void element:
+    its text and children follow it again, in the same order."""
+    parent = el.getparent()
+    if parent is None:
+        return
+    kids = list(el)
+    text, tail = el.text, el.tail
+    el.text = None
+    el.tail = text
+    at = parent.index(el)
+    for offset, kid in enumerate(kids, start=1):
+        parent.insert(at + offset, kid)  # moves it, with its tail
+    last = kids[-1] if kids else el
+    if tail:
+        last.tail = (last.tail or "") + tail
 
 
 class _CappedTree:
@@ -343,6 +351,7 @@ class _Walker:
         if found:
             mentions.extend(times.resolve_relative(m, self.base_ms) for m in found)
             stable = times.mask_relative(stable)
+        stable = _mask_stamps(stable, mentions)
         return Block(kind, text, stable, tuple(links), tuple(mentions), level=level)
 
     def _resolve_time_el(self, el: etree._Element) -> TimeMention:
@@ -377,8 +386,8 @@ class _Walker:
         return blocks
 
     def _image(self, el: etree._Element) -> list[Block]:
-        src = el.get("src") or el.get("data-src") or _first_srcset(el)
-        if not src or src.startswith("data:"):
+        src = next((c for c in _image_sources(el) if c and not c.startswith("data:")), "")
+        if not src:
             return []
         alt = normalise_text(el.get("alt", ""))
         image = Image(src=src, origin_src=origin_url(src), alt=alt)
@@ -394,6 +403,18 @@ class _Walker:
 
 def _is_standalone_time(parent: etree._Element) -> bool:
     return parent.tag not in LEAF_TEXT and parent.tag not in INLINE
+
+
+def _mask_stamps(stable: str, mentions: list[TimeMention]) -> str:
+    """Mask the date/time stamps of a byline or dateline ("Author 2020-07-21T09:01:06Z")
+    and add them to ``mentions``, so a stamp that changes is judged by the time
+    rules, not as an edit. A ``<time>`` element's own text is already a mention."""
+    found = times.find_stamps(stable)
+    if not found:
+        return stable
+    known = {m.text for m in mentions}
+    mentions.extend(times.resolve_stamp(m) for m in found if m.group(0).strip() not in known)
+    return times.mask_stamps(stable, found)
 
 
 def _image_block(image: Image) -> Block:
@@ -541,8 +562,24 @@ def _attr(el: etree._Element, name: str) -> str:
     return " ".join(value.split()) if name == "class" else value
 
 
-def _first_srcset(el: etree._Element) -> str:
-    srcset = el.get("srcset")
+def _image_sources(el: etree._Element) -> Iterator[str | None]:
+    """Where an <img> may name its picture, in order: ``src``, the lazy-loading
+    ``data-src``/``data-lazy-src``, the first ``srcset``/``data-srcset`` candidate,
+    then the <source> elements of its <picture>. The caller skips ``data:``
+    placeholders."""
+    yield el.get("src")
+    yield el.get("data-src")
+    yield el.get("data-lazy-src")
+    yield _first_srcset(el.get("srcset"))
+    yield _first_srcset(el.get("data-srcset"))
+    parent = el.getparent()
+    if parent is not None and parent.tag == "picture":
+        for source in parent.iterchildren("source"):
+            yield _first_srcset(source.get("srcset"))
+            yield _first_srcset(source.get("data-srcset"))
+
+
+def _first_srcset(srcset: str | None) -> str:
     return srcset.split(",")[0].strip().split(" ")[0] if srcset else ""
 
 

@@ -2,10 +2,14 @@
 
 Noise is what a reader would not call an edit: the capture time
 (``header_time``), a ticking "14 分钟前" (``relative_time``), HTML that differs
-while nothing visible does (``markup_only``, including the same image behind
-another proxy host), and an "updated" stamp that moved while nothing else did.
+while nothing visible does (``markup_only``, including the same picture behind
+another proxy, on another CDN host or at another width), and an "updated"
+stamp that moved while nothing else did. Spacing that joins or splits no words
+(spacing.py) is ``markup_only`` too, named where it is ("title: whitespace
+only: …"), and a byline's date stamp is a time, not an edit (times.find_stamps).
 
-Block alignment lives in align.py, inline tokenisation in inline.py. DeepDiff
+Block alignment lives in align.py, inline tokenisation in inline.py, image
+identity (which URLs show the same picture) in imageid.py. DeepDiff
 compares the structured fields (image attributes, link lists, page metadata),
 where it names exactly which field moved.
 """
@@ -16,14 +20,17 @@ import dataclasses
 import re
 from collections import Counter
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from typing import Any
 from urllib.parse import urlsplit
 
 from deepdiff import DeepDiff
 
-from watcher import times
-from watcher.align import Pair, align
+from watcher import spacing, times
+from watcher.align import Pair, align, caption_lines, join_like
 from watcher.article import parse_article
+from watcher.boilerplate import SEED_ONLY, Boilerplate
+from watcher.imageid import image_key
 from watcher.inline import inline_diff
 from watcher.models import (
     Article,
@@ -55,6 +62,7 @@ def diff_snapshots(
     old_article: Article | None = None,
     new_article: Article | None = None,
     basis: Basis = CAPTURED_BOTH,
+    boilerplate: Boilerplate = SEED_ONLY,
 ) -> Change:
     """Parse both snapshots and compare them, noticing markup-only changes.
 
@@ -74,13 +82,14 @@ def diff_snapshots(
         old_metadata=old_metadata,
         new_metadata=new_metadata,
         basis=basis,
+        boilerplate=boilerplate,
     )
     extra = _front_matter_items(old.front_matter, new.front_matter, change.items)
-    if not extra:
+    if not extra and _markup_item() not in change.items:
         return change
-    items = [i for i in change.items if i.kind is not ChangeKind.MARKUP_ONLY] + extra
-    if all(i.kind.noise_only for i in items) and _raw_differs(old, new):
-        items.append(_markup_item())
+    items = [i for i in change.items if i != _markup_item()] + extra
+    if _nothing_shown(items) and _raw_differs(old, new):
+        items += _markup_items(old, new, items)
     return extend(change, items, replace=True)
 
 
@@ -114,6 +123,7 @@ def classify(
     revert: Revert | None = None,
     redirect: Redirect | None = None,
     basis: Basis = CAPTURED_BOTH,
+    boilerplate: Boilerplate = SEED_ONLY,
 ) -> Change:
     """The change from one stored version to the next, with what the article's
     history adds: it came back after a removal (at ``reappeared_at``), its content
@@ -130,6 +140,7 @@ def classify(
         old_article=old_article,
         new_article=new_article,
         basis=basis,
+        boilerplate=boilerplate,
     )
     extra: list[ChangeItem] = []
     if reappeared_at is not None:
@@ -192,8 +203,59 @@ def _redirect_kind(final: str) -> str:
     return "redirected to another address"
 
 
+def _nothing_shown(items: list[ChangeItem]) -> bool:
+    """No item explains why the HTML differs (times are masked in that test)."""
+    return all(i.kind.noise_only and i.kind is not ChangeKind.BOILERPLATE for i in items)
+
+
 def _markup_item() -> ChangeItem:
     return ChangeItem(ChangeKind.MARKUP_ONLY, False, "body", detail="HTML differs")
+
+
+def _header_parts(old: Snapshot, new: Snapshot) -> list[tuple[str, str, str]]:
+    """(where, before, after) for each field of the file outside the body,
+    the date left out (it is a header time)."""
+    parts = [("title", old.title, new.title), ("url", old.url, new.url)]
+    if bool(old.front_matter) != bool(new.front_matter):
+        return [("front matter", "", "added" if new.front_matter else "removed"), *parts]
+    fields = sorted((set(old.front_matter) | set(new.front_matter)) - {"date"})
+    if (old.front_matter.get("title"), new.front_matter.get("title")) == (old.title, new.title):
+        fields.remove("title")  # the same title twice over: one item
+    fm = [
+        (f"front matter {k}", old.front_matter.get(k, ""), new.front_matter.get(k, ""))
+        for k in fields
+    ]
+    return fm + parts
+
+
+def _respaced_item(loc: str, before: str, after: str) -> ChangeItem:
+    """Text that differs only in spacing a reader does not read (spacing.py)."""
+    return ChangeItem(ChangeKind.MARKUP_ONLY, False, loc, detail=spacing.describe(before, after))
+
+
+def _markup_items(old: Snapshot, new: Snapshot, existing: list[ChangeItem]) -> list[ChangeItem]:
+    """Which part of the file differs while nothing visible does, and how: the
+    title's spaces are not "body: HTML differs". Parts an item already names
+    are left out."""
+    named = {i.location for i in existing}
+    parts = _header_parts(old, new)
+    items: list[ChangeItem] = []
+    for loc, before, after in parts:
+        if loc in named or before == after:
+            continue
+        if spacing.blank_key(before) == spacing.blank_key(after):
+            items.append(_respaced_item(loc, before, after))
+        elif loc == "front matter":
+            items.append(ChangeItem(ChangeKind.MARKUP_ONLY, False, loc, detail=after))
+        else:
+            items.append(ChangeItem(ChangeKind.MARKUP_ONLY, False, loc, detail="text differs"))
+    if _markup_key(old.body) != _markup_key(new.body):
+        before, after = spacing.unescape_spaces(old.body), spacing.unescape_spaces(new.body)
+        if spacing.blank_key(before) != spacing.blank_key(after):
+            items.append(_markup_item())
+        elif not any(i.kind is ChangeKind.MARKUP_ONLY and i.location[:1] == "#" for i in existing):
+            items.append(_respaced_item("body", before, after))  # else a block item says it
+    return items
 
 
 def _raw_content(snap: Snapshot) -> str:
@@ -258,16 +320,60 @@ def diff_articles(
     old_metadata: dict[str, Any] | None = None,
     new_metadata: dict[str, Any] | None = None,
     basis: Basis = CAPTURED_BOTH,
+    boilerplate: Boilerplate = SEED_ONLY,
 ) -> Change:
+    """Compare two articles. Site boilerplate (see boilerplate.py) is set apart
+    first: its changes are one noise kind, and block numbers in the other
+    items count the article's own blocks."""
+    (old_content, old_site), (new_content, new_site) = boilerplate.split(old, new)
     items: list[ChangeItem] = []
     items += _header_items(old, new, basis)
-    items += _block_items(old, new)
+    items += _block_items(old_content, new_content)
+    items += _boilerplate_items(old_site, new_site)
     items += metadata_items(old_metadata, new_metadata)
-    visible = [i for i in items if not i.kind.noise_only]
-    if not visible and old_body is not None and new_body is not None:  # noqa: SIM102
+    if _nothing_shown(items) and old_body is not None and new_body is not None:  # noqa: SIM102
         if _markup_key(old_body) != _markup_key(new_body):
             items.append(_markup_item())
     return extend(empty_change(old, new, basis), items)
+
+
+def _boilerplate_items(
+    old: list[tuple[int, Block]], new: list[tuple[int, Block]]
+) -> list[ChangeItem]:
+    """Boilerplate that came, went or changed, one noise item per block; a
+    footer that only moved is not worth a line."""
+    a = [_site_key(block) for _, block in old]
+    b = [_site_key(block) for _, block in new]
+    items: list[ChangeItem] = []
+    for tag, i1, i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            continue
+        for k in range(max(i2 - i1, j2 - j1)):
+            before = old[i1 + k] if i1 + k < i2 else None
+            after = new[j1 + k] if j1 + k < j2 else None
+            index, block = after or before  # type: ignore[misc]
+            loc = f"{'' if after else 'was '}#{index + 1} {block.kind.value}"
+            items.append(
+                ChangeItem(
+                    ChangeKind.BOILERPLATE,
+                    False,
+                    loc,
+                    _site_text(before[1]) if before else None,
+                    _site_text(after[1]) if after else None,
+                    detail="site or feed boilerplate",
+                )
+            )
+    return items
+
+
+def _site_text(block: Block) -> str:
+    return block.image.origin_src if block.image is not None else block.text
+
+
+def _site_key(block: Block) -> tuple[str, str]:
+    if block.image is not None:
+        return (block.kind.value, image_key(block.image.origin_src))
+    return (block.kind.value, block.text)
 
 
 def empty_change(old: Article, new: Article, basis: Basis = CAPTURED_BOTH) -> Change:
@@ -294,7 +400,9 @@ def _header_items(old: Article, new: Article, basis: Basis) -> list[ChangeItem]:
         items.append(
             ChangeItem(ChangeKind.HEADER_TIME, False, where, old.captured_at, new.captured_at)
         )
-    if old.title != new.title:
+    if old.title != new.title and spacing.same_words(old.title, new.title):
+        items.append(_respaced_item("title", old.title, new.title))
+    elif old.title != new.title:
         items.append(
             ChangeItem(
                 ChangeKind.TITLE,
@@ -313,45 +421,220 @@ def _header_items(old: Article, new: Article, basis: Basis) -> list[ChangeItem]:
 # -- blocks -------------------------------------------------------------------
 def _block_items(old: Article, new: Article) -> list[ChangeItem]:
     pairs = align(old.blocks, new.blocks)
+    pairs = _unpair_moved_pictures(old.blocks, new.blocks, pairs)
     moves = _find_moves(old.blocks, new.blocks, pairs)
+    moved_to = {j: i for i, j in moves.moved.items()}
+    kept_new = set(moves.kept.values())
     pairs = [p for p in pairs if not _title_heading(p, old, new)]
     same_clock = old.captured_at == new.captured_at or None in (old.captured_at, new.captured_at)
     items: list[ChangeItem] = []
     for pair in pairs:
-        if pair.old is not None and pair.new is not None:
+        if pair.new is not None and pair.new in moved_to:
+            items += _moved_items(old.blocks, new.blocks, moved_to[pair.new], pair.new, moves)
+        elif pair.grouped:
+            items += _split_items(old.blocks, new.blocks, pair, same_clock)
+        elif pair.old is not None and pair.new is not None:
             a, b = old.blocks[pair.old], new.blocks[pair.new]
             if _repeats_title(a, b, old, new):
                 continue  # an <h1> that repeats the title: already the title item
             items += _same_place_items(a, b, _loc(pair.new, b), same_clock)
-        elif pair.new is not None:
+        elif pair.new is not None and pair.new not in kept_new:
             b = new.blocks[pair.new]
-            if pair.new in moves.values():
-                origin = next(o for o, n in moves.items() if n == pair.new)
-                items.append(_moved_item(old.blocks[origin], b, origin, pair.new))
-            else:
-                items.append(_added_item(b, _loc(pair.new, b)))
-        elif pair.old is not None and pair.old not in moves:
+            items.append(_added_item(b, _loc(pair.new, b)))
+        elif pair.old is not None and pair.old not in moves.moved and pair.old not in moves.kept:
             a = old.blocks[pair.old]
             items.append(_removed_item(a, _loc(pair.old, a, old_side=True)))
     return items
 
 
-def _find_moves(
+def _split_items(
+    old: tuple[Block, ...], new: tuple[Block, ...], pair: Pair, same_clock: bool
+) -> list[ChangeItem]:
+    """One block became several, or several one (``<p>A<br><br>B</p>`` and
+    ``<p>A</p><p>B</p>``): compared as joined text, so the same words are
+    markup only and a few changed words one edit, told how the blocks changed."""
+    if len(pair.old_run) == 1:
+        a = old[pair.old_run[0]]
+        b = _joined([new[j] for j in pair.new_run], like=a)
+    else:
+        b = new[pair.new_run[0]]
+        a = _joined([old[i] for i in pair.old_run], like=b)
+    first, last = pair.new_run[0] + 1, pair.new_run[-1] + 1
+    loc = f"#{first}–#{last} {b.kind.value}" if last > first else f"#{first} {b.kind.value}"
+    noun = b.kind.value.replace("_", " ")
+    if len(pair.new_run) > 1:
+        shape = f"one {noun} split into {len(pair.new_run)}"
+    else:
+        shape = f"{len(pair.old_run)} {noun}s joined into one"
+    return [
+        dataclasses.replace(item, detail=shape) if item.inline and not item.detail else item
+        for item in _same_place_items(a, b, loc, same_clock)
+    ]
+
+
+def _joined(blocks: list[Block], like: Block) -> Block:
+    """Several blocks read as the one block ``like`` on the other side
+    (align.join_like: a space between them where it has one)."""
+    return Block(
+        blocks[0].kind,
+        join_like([b.text for b in blocks], like.text),
+        join_like([b.stable_text for b in blocks], like.stable_text),
+        links=tuple(lk for b in blocks for lk in b.links),
+        times=tuple(t for b in blocks for t in b.times),
+        level=blocks[0].level,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Moves:
+    """``moved``: blocks (old index -> new index) whose order relative to the
+    blocks around them changed. ``kept``: a block removed and re-added
+    identically whose order did not change: not a change at all."""
+
+    moved: dict[int, int]
+    kept: dict[int, int]
+    captions: frozenset[int] = frozenset()  # new indices of text repeating a picture's caption
+
+
+# In choosing what moved, a picture, a media player or the line repeating a
+# picture's caption weighs this much against 1 for a block of text: swapped
+# with a paragraph, the picture is what moved.
+_LIGHT = 0.25
+_FIXED = 1e9  # edited pairs and splits never count as moved
+
+
+def _find_moves(old: tuple[Block, ...], new: tuple[Block, ...], pairs: list[Pair]) -> _Moves:
+    """A block moved when its order relative to its neighbours changed.
+
+    Removed and added blocks with the same content (``_move_key``) are
+    candidates. With the aligned pairs they give (old, new) positions; the
+    heaviest subsequence of them whose new positions increase is what stayed
+    in place (a block of text weighs 1 and a little more when long, a picture
+    or its caption line _LIGHT). An unchanged block outside it moved; a
+    candidate inside it did not.
+    """
+    candidates = _move_candidates(old, new, pairs)
+    if not candidates:
+        return _Moves({}, {})
+    old_captions = caption_lines(old)
+    points: list[tuple[int, int, float]] = []
+    for pair in pairs:
+        if pair.old is None or pair.new is None:
+            continue
+        movable = pair.same and not pair.grouped and old[pair.old].kind is new[pair.new].kind
+        weight = _move_weight(old, pair.old, old_captions) if movable else _FIXED
+        points.append((pair.old, pair.new, weight))
+    points += [(i, j, _move_weight(old, i, old_captions)) for i, j in candidates.items()]
+    points.sort()
+    stayed = _heaviest_increasing(points)
+    moved = {i: j for k, (i, j, _) in enumerate(points) if k not in stayed}
+    kept = {i: j for i, j in candidates.items() if i not in moved}
+    return _Moves(moved, kept, caption_lines(new))
+
+
+def _move_candidates(
     old: tuple[Block, ...], new: tuple[Block, ...], pairs: list[Pair]
 ) -> dict[int, int]:
-    """Removed and added blocks with identical content are one move."""
-    removed = [p.old for p in pairs if p.new is None and p.old is not None]
-    added = [p.new for p in pairs if p.old is None and p.new is not None]
-    by_key: dict[tuple[str, str], list[int]] = {}
-    for i in removed:
-        if old[i].stable_text:
-            by_key.setdefault((old[i].kind.value, old[i].stable_text), []).append(i)
-    moves: dict[int, int] = {}
-    for j in added:
-        candidates = by_key.get((new[j].kind.value, new[j].stable_text))
-        if candidates:
-            moves[candidates.pop(0)] = j
-    return moves
+    """Removed and added blocks with the same content, paired in reading order."""
+    by_key: dict[tuple[str, ...], list[int]] = {}
+    for p in pairs:
+        if p.new is None and p.old is not None and old[p.old].stable_text:
+            by_key.setdefault(_move_key(old[p.old]), []).append(p.old)
+    found: dict[int, int] = {}
+    for p in pairs:
+        if p.old is None and p.new is not None:
+            same = by_key.get(_move_key(new[p.new]))
+            if same:
+                found[same.pop(0)] = p.new
+    return found
+
+
+def _move_weight(blocks: tuple[Block, ...], index: int, captions: frozenset[int]) -> float:
+    block = blocks[index]
+    if block.kind in (BlockKind.IMAGE, BlockKind.MEDIA) or index in captions:
+        return _LIGHT
+    return 1 + min(len(block.text), 1000) / 10_000
+
+
+def _heaviest_increasing(points: list[tuple[int, int, float]]) -> set[int]:
+    """Positions in ``points`` (sorted by old index) of the heaviest
+    subsequence whose new indices strictly increase. A Fenwick tree over new
+    indices keeps it O(n log n)."""
+    size = max(j for _, j, _ in points) + 1
+    tree: list[tuple[float, int]] = [(0.0, -1)] * (size + 1)
+    back: list[int] = []
+    totals: list[float] = []
+    for k, (_, j, weight) in enumerate(points):
+        best, x = (0.0, -1), j  # the best chain ending at a new index below j
+        while x > 0:
+            best, x = max(best, tree[x]), x - (x & -x)
+        back.append(best[1])
+        totals.append(best[0] + weight)
+        x = j + 1
+        while x <= size:
+            tree[x], x = max(tree[x], (totals[k], k)), x + (x & -x)
+    k = max(range(len(points)), key=totals.__getitem__)
+    stayed: set[int] = set()
+    while k >= 0:
+        stayed.add(k)
+        k = back[k]
+    return stayed
+
+
+def _move_key(block: Block) -> tuple[str, ...]:
+    """What a removed and an added block must share to be one move: the same
+    content; for an image, the same picture (imageid.image_key: another host or
+    width of the file is the same picture) with the same alt, caption and credit."""
+    if block.image is not None:
+        image = block.image
+        picture = image_key(image.origin_src)
+        return (block.kind.value, picture, image.alt, image.caption, image.credit)
+    return (block.kind.value, block.stable_text)
+
+
+def _unpair_moved_pictures(
+    old: tuple[Block, ...], new: tuple[Block, ...], pairs: list[Pair]
+) -> list[Pair]:
+    """Alignment pairs two different pictures in one gap as a swap. When either
+    picture is found unmatched elsewhere on the other side, it moved: the pair
+    becomes a removal and an addition, so the move is one move and the picture
+    that took its place one addition, not two changes."""
+    swaps = {
+        k: (p.old, p.new)
+        for k, p in enumerate(pairs)
+        if p.old is not None and p.new is not None and _other_picture(old[p.old], new[p.new])
+    }
+    if not swaps:
+        return pairs
+    loose_old = {
+        _move_key(old[p.old])
+        for k, p in enumerate(pairs)
+        if p.old is not None and (p.new is None or k in swaps)
+    }
+    loose_new = {
+        _move_key(new[p.new])
+        for k, p in enumerate(pairs)
+        if p.new is not None and (p.old is None or k in swaps)
+    }
+    moved = {
+        k
+        for k, (i, j) in swaps.items()
+        if _move_key(old[i]) in loose_new or _move_key(new[j]) in loose_old
+    }
+    out: list[Pair] = []
+    for k, pair in enumerate(pairs):
+        if k in moved:
+            out += [Pair(pair.old, None, False), Pair(None, pair.new, False)]
+        else:
+            out.append(pair)
+    return out
+
+
+def _other_picture(a: Block, b: Block) -> bool:
+    """Two image blocks showing different pictures."""
+    if a.image is None or b.image is None:
+        return False
+    return image_key(a.image.origin_src) != image_key(b.image.origin_src)
 
 
 def _loc(index: int, block: Block, old_side: bool = False) -> str:
@@ -391,12 +674,16 @@ def _same_place_items(a: Block, b: Block, loc: str, same_clock: bool) -> list[Ch
     if a.kind is BlockKind.LINK_LIST:
         return _link_items(a, b, loc, force=a.text != b.text)
     items: list[ChangeItem] = []
-    if a.stable_text != b.stable_text:
+    if not spacing.same_words(a.stable_text, b.stable_text):
         kind = ChangeKind.of_block(b.kind, "edited")
         items.append(ChangeItem(kind, True, loc, a.text, b.text, inline_diff(a.text, b.text)))
+    elif a.stable_text != b.stable_text:  # the same words, spaced out otherwise
+        items.append(_respaced_item(loc, a.stable_text, b.stable_text))
+        if [m.text for m in a.times] != [m.text for m in b.times]:
+            items += _time_items(a, b, loc, same_clock)
     elif a.text != b.text or a.times != b.times:
         items += _time_items(a, b, loc, same_clock)
-    if a.kind is not b.kind and a.stable_text == b.stable_text:
+    if a.kind is not b.kind and spacing.same_words(a.stable_text, b.stable_text):
         items.append(ChangeItem(ChangeKind.of_block(b.kind, "edited"), True, loc, a.kind.value, b.kind.value,
                                 detail=f"{a.kind.value} became {b.kind.value}"))  # fmt: skip
     items += _link_items(a, b, loc)
@@ -461,9 +748,8 @@ def _time_moved(
 ) -> ChangeItem:
     """A stated time moved or appeared. An "updated" stamp alone is noise;
     a publication time that moved (a re-dated article) is news."""
-    text = (after or before).text if (after or before) else b.text  # type: ignore[union-attr]
     updated = bool(
-        _UPDATED_RE.search(b.text) or _UPDATED_RE.search(a.text) or _UPDATED_RE.search(text)
+        _UPDATED_RE.search(_time_label(a, before)) or _UPDATED_RE.search(_time_label(b, after))
     )
     detail = "updated stamp" if updated else "publication time"
     return ChangeItem(
@@ -474,6 +760,21 @@ def _time_moved(
         after.text if after else None,
         detail=detail,
     )
+
+
+def _time_label(block: Block, mention: TimeMention | None) -> str:
+    """The words that say what a time is: all of a time block; in running text
+    only those just around the time ("Updated Jul 21, 2020", "… 更新"), so an
+    "update" further on in a sentence does not make a byline's date noise."""
+    if block.kind is BlockKind.TIME or mention is None:
+        return block.text
+    at = block.text.find(mention.text)
+    if at < 0:
+        return block.text
+    return block.text[max(0, at - _LABEL_REACH) : at + len(mention.text) + _LABEL_REACH]
+
+
+_LABEL_REACH = 16
 
 
 def _image_dict(image: Image | None) -> dict[str, str] | None:
@@ -488,14 +789,21 @@ def _image_dict(image: Image | None) -> dict[str, str] | None:
     }
 
 
+def _seen(image: dict[str, str]) -> dict[str, str]:
+    """What a reader sees of an image: its words, and the picture by its
+    identity (imageid.image_key), not by the address it is served from."""
+    seen = {k: v for k, v in image.items() if k != "src"}
+    seen["origin_src"] = image_key(image["origin_src"])
+    return seen
+
+
 def _image_items(a: Block, b: Block, loc: str) -> list[ChangeItem]:
     before, after = _image_dict(a.image), _image_dict(b.image)
     if before is None or after is None:
         return [_removed_item(a, loc), _added_item(b, loc)]
-    visible_before = {k: v for k, v in before.items() if k != "src"}
-    visible_after = {k: v for k, v in after.items() if k != "src"}
+    visible_before, visible_after = _seen(before), _seen(after)
     if visible_before == visible_after:
-        return []  # same picture, maybe another proxy host: markup only
+        return []  # the same picture, maybe at another host or width: markup only
     changed = DeepDiff(visible_before, visible_after).get("values_changed", {})
     fields = sorted(path.split("'")[1] for path in changed)
     return [
@@ -541,11 +849,35 @@ def _removed_item(block: Block, loc: str) -> ChangeItem:
     return ChangeItem(ChangeKind.of_block(block.kind, "removed"), True, loc, block.text, None)
 
 
-def _moved_item(a: Block, b: Block, old_index: int, new_index: int) -> ChangeItem:
+def _moved_items(
+    old: tuple[Block, ...], new: tuple[Block, ...], old_index: int, new_index: int, moves: _Moves
+) -> list[ChangeItem]:
+    """A block that moved, said with what it now follows. Text that moved is
+    news (the story reads in another order); a picture or a player that moved
+    is layout, noise. The line repeating a picture's caption moved with its
+    picture: the picture's item tells it."""
+    if new_index in moves.captions and any(
+        k in moves.moved.values() and new[k].image is not None
+        for k in (new_index - 1, new_index + 1)
+    ):
+        return []
+    a, b = old[old_index], new[new_index]
     loc = f"#{new_index + 1} {b.kind.value}"
-    detail = f"moved from #{old_index + 1} to #{new_index + 1}"
+    detail = f"moved from #{old_index + 1} to #{new_index + 1}, " + _now_after(new, new_index)
     kind = ChangeKind.of_block(b.kind, "moved")
-    return ChangeItem(kind, True, loc, a.text, b.text, detail=detail)
+    layout = b.kind in (BlockKind.IMAGE, BlockKind.MEDIA)
+    return [ChangeItem(kind, not layout, loc, a.text, b.text, detail=detail)]
+
+
+def _now_after(blocks: tuple[Block, ...], index: int) -> str:
+    """Where a moved block now stands, by the block before it."""
+    if index == 0:
+        return "now first"
+    before = blocks[index - 1]
+    text = before.text or (before.image.origin_src.rsplit("/", 1)[-1] if before.image else "")
+    if not text:
+        return f"now after a {before.kind.value.replace('_', ' ')}"
+    return f"now after “{text[:30]}…”" if len(text) > 30 else f"now after “{text}”"
 
 
 def _links(block: Block) -> list[dict[str, str]]:
@@ -595,6 +927,7 @@ _LABELS = {
     "header_time": ("capture time changed", "capture time changed"),
     "relative_time": ("1 relative timestamp updated", "relative timestamps updated"),
     "markup_only": ("markup only", "markup only"),
+    "boilerplate": ("site boilerplate changed", "site boilerplate changes"),
     "time": ("time stamp changed", "time stamps changed"),
     "metadata": ("metadata changed", "metadata fields changed"),
     "gone": ("article removed", "article removed"),
@@ -622,6 +955,8 @@ def summarise(items: list[ChangeItem] | tuple[ChangeItem, ...]) -> str:
 
 
 def _phrase(kind: str, n: int) -> str:
+    if kind == "markup_only":
+        return "markup only"  # the items name each part that differs
     if kind in _LABELS:
         one, many = _LABELS[kind]
         return one if n == 1 else f"{n} {many}"

@@ -58,6 +58,7 @@ from urllib.parse import urlsplit
 from watcher import archive
 from watcher import snapshot as snapshot_mod
 from watcher.article import parse_article
+from watcher.boilerplate import THRESHOLD, Boilerplate, fingerprints, host_of
 from watcher.diff import Revert, classify
 from watcher.errors import SnapshotFormatError, WatcherError
 from watcher.models import Article, Change, Snapshot, TimeBasis
@@ -124,6 +125,7 @@ class _Task:
     seq_by_sha: dict[str, int]  # stored content -> the newest version holding it
     news_seqs: frozenset[int]  # versions reached by a significant change
     base: _Base | None
+    boilerplate: frozenset[str] = frozenset()  # the host's learned fingerprints
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,7 @@ class _ArticleResult:
     rejected: tuple[Rejected, ...]
     skipped: int
     order_notes: tuple[Rejected, ...] = ()
+    fingerprints: frozenset[str] = frozenset()  # of every new version, for the sightings
 
 
 @dataclass
@@ -368,6 +371,7 @@ class _Chain:
     known: set[tuple[int, str]]
     seq_by_sha: dict[str, int]
     news: set[int]  # versions reached by a significant change
+    boilerplate: Boilerplate
 
     @classmethod
     def of(cls, task: _Task) -> _Chain:
@@ -376,7 +380,8 @@ class _Chain:
             snap = snapshot_mod.stored(task.base.content, task.base.captured_at)
             previous = (snap, parse_article(snap), task.base.page_metadata, task.base.basis)
         seq = task.base.seq if task.base else 0
-        return cls(previous, seq, set(task.known), dict(task.seq_by_sha), set(task.news_seqs))
+        known, seq_by_sha, news = set(task.known), dict(task.seq_by_sha), set(task.news_seqs)
+        return cls(previous, seq, known, seq_by_sha, news, Boilerplate.of(task.boilerplate))
 
     def revert(self, sha: str) -> Revert | None:
         """The older version (not the previous one) whose content this is again."""
@@ -398,6 +403,7 @@ class _Chain:
             new_article=article,
             revert=self.revert(sha),
             basis=(basis, TimeBasis.STATED),
+            boilerplate=self.boilerplate,
         )
 
     def append(self, current: Snapshot, article: Article, sha: str, change: Change | None) -> None:
@@ -415,6 +421,7 @@ def prepare_article(task: _Task) -> _ArticleResult:
     versions: list[_Prepared] = []
     rejected: list[Rejected] = []
     notes: list[Rejected] = []
+    seen: set[str] = set()
     skipped = 0
     for source in task.sources:
         try:
@@ -434,6 +441,7 @@ def prepare_article(task: _Task) -> _ArticleResult:
             current = snapshot_mod.stored(content, captured, source.label)
             article = parse_article(current)  # parsed once, reused as the next "old"
             change = chain.classify(current, article, sha)
+            seen |= fingerprints(article)
         except WatcherError as exc:
             rejected.append(Rejected(source.label, _reason(exc)))
             continue
@@ -452,7 +460,20 @@ def prepare_article(task: _Task) -> _ArticleResult:
             source.label, captured, content, sha, snap.title, snap.url, change, reverted
         )
         versions.append(prepared)
-    return _ArticleResult(task.url, tuple(versions), tuple(rejected), skipped, tuple(notes))
+    return _ArticleResult(
+        task.url, tuple(versions), tuple(rejected), skipped, tuple(notes), frozenset(seen)
+    )
+
+
+def learn_article(source: Source) -> frozenset[str]:
+    """The learning pass's look at one article: its newest file's fingerprints.
+    A file that cannot be read counts for nothing here; pass 2 reports it."""
+    try:
+        data, _ = _read(source)
+        text = snapshot_mod.file_text(data, source.label)
+        return frozenset(fingerprints(parse_article(snapshot_mod.parse(text, source.label))))
+    except Exception:  # reported with its reason by prepare_article
+        return frozenset()
 
 
 def _order_note(source: Source, captured: int, previous: Snapshot, seq: int) -> Rejected | None:
@@ -490,6 +511,7 @@ class Importer:
     summary: ImportSummary = field(default_factory=ImportSummary)
     _batch: list[tuple[_Task, _ArticleResult]] = field(default_factory=list, init=False)
     _batch_versions: int = field(default=0, init=False)
+    _learned: dict[str, frozenset[str]] = field(default_factory=dict, init=False)
 
     def run(self, sources: Iterable[Source]) -> ImportSummary:
         source_list = list(sources)
@@ -499,6 +521,7 @@ class Importer:
         try:
             articles = self._headers(source_list, pool)
             self.summary.articles = len(articles)
+            self._learned = self._learn(articles, pool)
             self._articles(articles, pool)
         finally:
             if pool is not None:
@@ -506,6 +529,34 @@ class Importer:
                 pool.join()
             _close_readers()
         return self.summary
+
+    # pass 1b
+    def _learn(
+        self, articles: dict[str, list[Header]], pool: Pool | None
+    ) -> dict[str, frozenset[str]]:
+        """Site boilerplate learned from the imported set itself, before anything
+        is classified: each article's newest file counts once per host; a host
+        with fewer than THRESHOLD articles here can only add what is stored."""
+        by_host: dict[str, list[Source]] = {}
+        for url, headers in articles.items():
+            newest = max(headers, key=_order_key).source
+            by_host.setdefault(host_of(url), []).append(newest)
+        todo = [(host, found) for host, found in by_host.items() if len(found) >= THRESHOLD]
+        self._phase("learning site boilerplate", sum(len(found) for _, found in todo))
+        learned: dict[str, frozenset[str]] = {}
+        for host, found in todo:
+            counts: Counter[str] = Counter()
+            seen = (
+                pool.imap(learn_article, found, chunksize=16) if pool else map(learn_article, found)
+            )
+            for fps in seen:
+                counts.update(fps)
+                self._advance(1)
+            learned[host] = frozenset(fp for fp, n in counts.items() if n >= THRESHOLD)
+        for host in by_host:
+            stored = self.store.boilerplate_fingerprints(host, THRESHOLD)
+            learned[host] = learned.get(host, frozenset()) | stored
+        return learned
 
     # pass 1
     def _headers(self, sources: list[Source], pool: Pool | None) -> dict[str, list[Header]]:
@@ -546,14 +597,13 @@ class Importer:
 
     def _task(self, url: str, headers: list[Header]) -> _Task:
         """What a worker needs: the files in order, and what is already stored."""
-        # Git history is the order captures were made: a newer capture may state
-        # an earlier (rounded, or feed) time. Folders have no order but the times.
-        headers.sort(key=lambda h: (0 if h.source.blob else h.captured_at, h.source.order))
+        headers.sort(key=_order_key)
         sources = tuple(h.source for h in headers)
+        learned = self._learned.get(host_of(url), frozenset())
         watch = self.store.get_watch(url)
         stored = self.store.versions(watch.id) if watch is not None else []
         if not stored:
-            return _Task(url, sources, frozenset(), {}, frozenset(), None)
+            return _Task(url, sources, frozenset(), {}, frozenset(), None, learned)
         latest = stored[-1]
         known = frozenset((v.captured_at, v.content_sha256) for v in stored)
         seq_by_sha = {v.content_sha256: v.seq for v in stored}  # in order: the newest wins
@@ -565,7 +615,7 @@ class Importer:
         )
         text = self.store.version_text(latest.id)
         base = _Base(text, latest.captured_at, latest.page_metadata, latest.seq, latest.time_basis)
-        return _Task(url, sources, known, seq_by_sha, news, base)
+        return _Task(url, sources, known, seq_by_sha, news, base, learned)
 
     def _store(self, task: _Task, result: _ArticleResult) -> None:
         self.summary.rejected.extend(result.rejected)
@@ -612,6 +662,7 @@ class Importer:
             tx.set_state(task.url, WatchState.PAUSED)
         elif self.watch and watch.state == WatchState.PAUSED:
             tx.set_state(task.url, WatchState.ACTIVE)
+        tx.record_sightings(host_of(task.url), watch.id, result.fingerprints)
         stored = [] if created else tx.versions(watch.id)
         ids = {v.seq: v.id for v in stored}
         previous = stored[-1] if stored else None
@@ -657,6 +708,12 @@ class Importer:
     def _advance(self, n: int) -> None:
         if self.progress is not None and n:
             self.progress.advance(n)
+
+
+def _order_key(header: Header) -> tuple[int, int]:
+    # Git history is the order captures were made: a newer capture may state
+    # an earlier (rounded, or feed) time. Folders have no order but the times.
+    return (0 if header.source.blob else header.captured_at, header.source.order)
 
 
 def _too_old(label: str, url: str, seq: int) -> Rejected:

@@ -96,8 +96,9 @@ class Block:
     """One unit of article content in reading order.
 
     ``text`` is the visible, normalised text. ``stable_text`` is the same text
-    with relative-time phrases masked, so blocks that differ only by a ticking
-    "14 分钟前" compare equal there.
+    with time phrases masked (relative ones, and the date stamps of bylines and
+    datelines, in a ``<time>`` element or not), so blocks that differ only by
+    a ticking "14 分钟前" or a byline's new stamp compare equal there.
     """
 
     kind: BlockKind
@@ -187,6 +188,7 @@ class ChangeKind(StrEnum):
     HEADER_TIME = "header_time"
     RELATIVE_TIME = "relative_time"
     MARKUP_ONLY = "markup_only"
+    BOILERPLATE = "boilerplate"
     TITLE = "title"
     URL = "url"
     TIME = "time"
@@ -234,7 +236,14 @@ class ChangeKind(StrEnum):
         return self in _NOISE_KINDS
 
 
-_NOISE_KINDS = frozenset({ChangeKind.HEADER_TIME, ChangeKind.RELATIVE_TIME, ChangeKind.MARKUP_ONLY})
+_NOISE_KINDS = frozenset(
+    {
+        ChangeKind.HEADER_TIME,
+        ChangeKind.RELATIVE_TIME,
+        ChangeKind.MARKUP_ONLY,
+        ChangeKind.BOILERPLATE,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

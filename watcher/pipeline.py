@@ -23,11 +23,12 @@ from typing import Any
 from watcher import archive, schedule
 from watcher import snapshot as snapshot_mod
 from watcher.article import parse_article
+from watcher.boilerplate import THRESHOLD, Boilerplate, fingerprints, host_of
 from watcher.diff import Redirect, Revert, classify, removal
 from watcher.errors import HTTPStatusError, WatcherError
 from watcher.extract import extract
 from watcher.fetch import Fetcher
-from watcher.models import Change, FetchResult, Snapshot, TimeBasis, change_from_dict
+from watcher.models import Article, Change, FetchResult, Snapshot, TimeBasis, change_from_dict
 from watcher.outputs.reports import SiteUpdates, write_change_reports
 from watcher.settings import Settings
 from watcher.store import (
@@ -42,6 +43,7 @@ from watcher.store import (
 
 log = logging.getLogger(__name__)
 FAILING_AFTER = 3  # consecutive errors before a watch shows as "failing"
+BOILERPLATE_TTL_S = 300.0
 
 
 class Abandoned(Exception):
@@ -94,6 +96,7 @@ class Pipeline:
         self.clock = clock
         self.site_updates = SiteUpdates(settings)
         self._stopping = threading.Event()
+        self._learned: dict[str, tuple[float, Boilerplate]] = {}
 
     def flush_site(self) -> None:
         """Bring the report site up to date with the changes recorded so far."""
@@ -158,7 +161,8 @@ class Pipeline:
 
     def _new_version(self, capture: _Capture, latest: VersionRecord | None) -> CheckResult:
         watch, fetched, now, snap = capture.watch, capture.fetched, capture.now, capture.snap
-        change, reverted = self._change(capture, latest)
+        article = parse_article(snap)
+        change, reverted = self._change(capture, article, latest)
         relative = archive.version_path(watch.url, now)  # one folder per watch, like reports
         archive.write_atomic(self.settings.archive_dir, relative, snapshot_mod.render(snap))
         outcome = (
@@ -187,6 +191,8 @@ class Pipeline:
                     reverted_to_version_id=reverted.id if reverted else None,
                     created_at=now,
                 )
+            # what this version shows of its site teaches the next diffs its boilerplate
+            tx.record_sightings(host_of(watch.url), watch.id, fingerprints(article))
             self._record(tx, watch, fetched, now, outcome, version_id=version.id)
             significant = change is None or change.significant
             self._release(tx, watch, now, fetched, changed=significant, state=WatchState.ACTIVE)
@@ -197,7 +203,7 @@ class Pipeline:
         )
 
     def _change(
-        self, capture: _Capture, latest: VersionRecord | None
+        self, capture: _Capture, article: Article, latest: VersionRecord | None
     ) -> tuple[Change | None, VersionRecord | None]:
         """The change from the latest version, and the older version this one
         reverts to, if any (looked up before the write transaction opens)."""
@@ -212,14 +218,26 @@ class Pipeline:
         change = classify(
             self.store.version_snapshot(latest),
             capture.snap,
+            new_article=article,
             old_metadata=latest.page_metadata,
             new_metadata=capture.metadata,
             reappeared_at=fetched.final_url if watch.state == WatchState.GONE else None,
             revert=revert,
             redirect=Redirect(latest.final_url, fetched.final_url) if fetched.redirects else None,
             basis=(latest.time_basis, TimeBasis.CAPTURED),
+            boilerplate=self._boilerplate(host_of(watch.url)),
         )
         return change, reverted
+
+    def _boilerplate(self, host: str) -> Boilerplate:
+        """The host's learned boilerplate, re-read at most every BOILERPLATE_TTL_S
+        (it grows slowly; a query per new version would cost more than it tells)."""
+        cached = self._learned.get(host)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        learned = Boilerplate.of(self.store.boilerplate_fingerprints(host, THRESHOLD))
+        self._learned[host] = (time.monotonic() + BOILERPLATE_TTL_S, learned)
+        return learned
 
     def _reverted_to(
         self, watch: WatchRecord, sha: str, latest: VersionRecord

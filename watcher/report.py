@@ -40,6 +40,7 @@ _TITLES = {
     "link_changed": "Links changed",
     "media_changed": "Media changed",
     "markup_only": "Markup only, nothing visible",
+    "boilerplate": "Site or feed boilerplate",
     "metadata": "Metadata changed",
     "gone": "Article gone (404/410)",
     "reappeared": "Article reappeared",

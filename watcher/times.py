@@ -15,7 +15,7 @@ distinct phrase and cached.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 
 from dateparser.date import DateDataParser
@@ -252,3 +252,197 @@ def _absolute_range(text: str) -> tuple[int, int, str] | None:
 
 def _ms(dt: datetime) -> int:
     return round(dt.timestamp() * 1000)
+
+
+# -- absolute stamps in running text ------------------------------------------------
+# A byline "Author 2020-07-21T09:01:06Z", "Updated Jul 21, 2020", a Drupal
+# "Don Evans 在 星期四, 12/01/2016 - 12:19 提交", a "17/07/2020 - 12:42" line:
+# the stamp changes while the words around it do not. Every form carries a
+# four-digit year, so a paragraph without one costs a single cheap search.
+# The regex pins every field, so the instant is built directly: dateparser
+# (about a millisecond per distinct string) has nothing left to add.
+_YEAR_CUE = re.compile(r"(?:19|20)\d\d")
+_MONTH = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
+    r"|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
+)
+_WEEKDAY = (
+    r"(?:(?:Mon|Tues?|Wed(?:nes)?|Thu(?:rs)?|Fri|Sat(?:ur)?|Sun)(?:day)?\.?,?"
+    r"|(?:星期|禮拜|礼拜|周|週)[一二三四五六日天][,，]?)"
+)
+STAMP_RE = re.compile(
+    r"(?=[\dA-Za-z星禮礼周週])"  # where a stamp can start: fails fast everywhere else
+    rf"(?:(?P<wd>{_WEEKDAY})\s*)?"
+    r"(?:(?<![\d/.-])(?P<y1>\d{4})(?P<sep1>[-/.])(?P<m1>\d{1,2})(?P=sep1)(?P<d1>\d{1,2})(?![\d/.]?\d)"
+    r"|(?<!\d)(?P<y2>\d{4})\s*年\s*(?P<m2>\d{1,2})\s*月\s*(?P<d2>\d{1,2})\s*[日号號]"
+    r"|(?<![\d/.-])(?P<a3>\d{1,2})(?P<sep3>[/.])(?P<b3>\d{1,2})(?P=sep3)(?P<y3>\d{4})(?![\d/.]?\d)"
+    rf"|\b(?P<mon4>{_MONTH})\s+(?P<d4>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y4>\d{{4}})(?!\d)"
+    rf"|(?<!\d)(?P<d5>\d{{1,2}})(?:st|nd|rd|th)?\s+(?P<mon5>{_MONTH}),?\s+(?P<y5>\d{{4}})(?!\d))"
+    # an optional time of day: "T09:01:06Z", " - 12:42", ", 9:01 AM GMT", "下午5时30分"
+    rf"(?:(?:T|\s*(?:[-–—,@|]|at)?\s*(?:{_WEEKDAY}\s*)?)"
+    r"(?P<half>上午|下午|早上|晚上|凌晨|中午|清晨|傍晚|晚間|晚间)?\s*"
+    r"(?P<h>\d{1,2})(?:[:：](?P<mi>\d\d)(?:[:：](?P<s>\d\d)(?:[.,]\d+)?)?"
+    r"|\s*[时時点點]\s*(?:(?P<mi2>\d{1,2})\s*分)?)(?!\d)"
+    r"(?:\s*(?P<ampm>[ap]\.?m\b\.?))?"
+    r"(?:\s*(?P<tz>Z|[+-]\d\d:?\d\d|GMT|UTC)(?![a-z\d]))?)?",
+    re.IGNORECASE,
+)
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_AFTERNOON = ("下午", "晚上", "傍晚", "晚間", "晚间")
+# A date alone is a stamp only in a byline-like block: little else in it,
+# and no sentence. "2019年8月3日，示威者在……拆下国旗。" is a caption whose
+# date is content, and an edit of it is news.
+_BYLINE_REST = 40
+_SENTENCE_END = re.compile(r"[。！？；!?;]")
+
+
+def find_stamps(text: str) -> list[re.Match[str]]:
+    """Absolute date/time stamps in ``text`` that a page re-renders, not prose.
+
+    A full date with a clock time ("2020-07-21 09:01", "2020年7月21日 09:01",
+    "Fri, 26 Jun 2020 14:42:56 GMT") is a stamp wherever it stands: prose
+    writes "下午5时30分" or "at 9 a.m.". A date alone ("Jul 21, 2020",
+    "2020年7月21日"), or one with a spelled-out time, is a stamp only in a
+    byline-like block: once the stamps are taken out at most ``_BYLINE_REST``
+    characters remain and none ends a sentence.
+    """
+    found = [m for m in _stamp_candidates(text) if _is_stamp(m)]
+    if not found:
+        return found
+    if all(m.group("mi") for m in found):
+        return found
+    rest = mask_stamps(text, found)
+    if len(rest) - len(found) * len(MASK) <= _BYLINE_REST and not _SENTENCE_END.search(rest):
+        return found
+    return [m for m in found if m.group("mi")]
+
+
+_STAMP_BACK = 30  # "Wednesday, September 21st, " before the year
+_STAMP_AHEAD = 40  # "-07-21T09:01:06.123+08:00", "年7月21日 下午 12 点 30 分" after it
+
+
+def _stamp_candidates(text: str) -> list[re.Match[str]]:
+    """STAMP_RE's matches, searched only around four-digit years: the regex is
+    slow to run over a whole paragraph, years are rare and cheap to find."""
+    spans: list[tuple[int, int]] = []
+    if "19" not in text and "20" not in text:
+        return []
+    for cue in _YEAR_CUE.finditer(text):
+        start = max(0, cue.start() - _STAMP_BACK)
+        while start > 0 and text[start - 1].isalnum():
+            start -= 1  # never start inside a number or word
+        end = min(len(text), cue.end() + _STAMP_AHEAD)
+        while end < len(text) and (text[end].isalnum() or text[end] in ":：.-/"):
+            end += 1  # nor end inside one (a lookahead would see the end of text)
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    return [m for start, end in spans for m in STAMP_RE.finditer(text, start, end)]
+
+
+def mask_stamps(text: str, found: list[re.Match[str]]) -> str:
+    """``text`` with each of the ``found`` stamps replaced by MASK."""
+    parts: list[str] = []
+    last = 0
+    for m in found:
+        parts += [text[last : m.start()], MASK]
+        last = m.end()
+    parts.append(text[last:])
+    return "".join(parts)
+
+
+def resolve_stamp(m: re.Match[str]) -> TimeMention:
+    """A stamp found by :func:`find_stamps`, as the span its precision names."""
+    rng = stamp_range(m)
+    start, end, unit = rng if rng is not None else (None, None, None)
+    return TimeMention(m.group(0).strip(), None, False, unit, start, end)
+
+
+def stamp_range(m: re.Match[str]) -> tuple[int, int, str] | None:
+    """The instant a stamp names, as wide as its precision ("09:01" is that
+    whole minute, a date alone that day); None when it reads two ways.
+
+    Without a zone the stamp is read as UTC: the stamps of one page share
+    their zone, so comparing them needs none."""
+    instants = _stamp_instants(m)
+    if len(instants) != 1:
+        return None  # 01/02/2020: January or February?
+    unit = _stamp_clock(m)[3]
+    start = _ms(instants[0])
+    return start, start + _STAMP_UNIT_MS[unit] - 1, unit
+
+
+def _is_stamp(m: re.Match[str]) -> bool:
+    return bool(_stamp_instants(m))
+
+
+_STAMP_UNIT_MS = {"day": 86_400_000, "hour": 3_600_000, "minute": 60_000, "second": 1_000}
+
+
+def _stamp_instants(m: re.Match[str]) -> list[datetime]:
+    """Every valid reading of the stamp (two for a numeric date read either
+    way, unless its weekday tells them apart: "星期四, 12/01/2016" is 1 December)."""
+    hour, minute, second, _ = _stamp_clock(m)
+    zone = _stamp_zone(m.group("tz"))
+    weekday = _weekday(m.group("wd"))
+    out: list[datetime] = []
+    for year, month, day in _stamp_dates(m):
+        try:
+            dt = datetime(year, month, day, hour, minute, second, tzinfo=zone)
+        except ValueError:
+            continue
+        if dt not in out:
+            out.append(dt)
+    agree = [dt for dt in out if dt.weekday() == weekday]
+    return agree or out  # a weekday that fits no reading is a typo, not a veto
+
+
+def _weekday(name: str | None) -> int | None:
+    """Monday 0 … Sunday 6, from "Fri," or "星期四"."""
+    if not name:
+        return None
+    name = name.rstrip(".,， ")
+    if name[-1] in "一二三四五六日天":
+        return "一二三四五六日天".index(name[-1]) if name[-1] != "天" else 6
+    return ("mon", "tue", "wed", "thu", "fri", "sat", "sun").index(name[:3].lower())
+
+
+def _stamp_dates(m: re.Match[str]) -> list[tuple[int, int, int]]:
+    g = m.group
+    if g("y1"):
+        return [(int(g("y1")), int(g("m1")), int(g("d1")))]
+    if g("y2"):
+        return [(int(g("y2")), int(g("m2")), int(g("d2")))]
+    if g("y4"):
+        return [(int(g("y4")), _MONTHS.index(g("mon4")[:3].lower()) + 1, int(g("d4")))]
+    if g("y5"):
+        return [(int(g("y5")), _MONTHS.index(g("mon5")[:3].lower()) + 1, int(g("d5")))]
+    year, a, b = int(g("y3")), int(g("a3")), int(g("b3"))
+    if g("sep3") == ".":
+        return [(year, b, a)]  # 21.07.2020: day first
+    return [(year, b, a), (year, a, b)]  # 17/07/2020 or 12/25/2020: whichever is a date
+
+
+def _stamp_clock(m: re.Match[str]) -> tuple[int, int, int, str]:
+    """Hour, minute, second and the finest unit given ("day" without a time)."""
+    if m.group("h") is None:
+        return 0, 0, 0, "day"
+    hour = int(m.group("h"))
+    ampm = (m.group("ampm") or "").lower()
+    if (m.group("half") in _AFTERNOON or ampm.startswith("p")) and hour < 12:
+        hour += 12
+    elif ampm.startswith("a") and hour == 12:
+        hour = 0
+    minute = m.group("mi") or m.group("mi2")
+    second = m.group("s")
+    unit = "second" if second else "minute" if minute else "hour"
+    return hour, int(minute or 0), int(second or 0), unit
+
+
+def _stamp_zone(tz: str | None) -> timezone:
+    if not tz or tz.upper() in ("Z", "GMT", "UTC"):
+        return UTC
+    sign = -1 if tz[0] == "-" else 1
+    digits = tz[1:].replace(":", "")
+    return timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))

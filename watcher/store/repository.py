@@ -54,7 +54,7 @@ from watcher.store.records import (
     WatchSummary,
 )
 from watcher.store.schema import check_schema
-from watcher.store.tables import ChangeRow, Check, Content, Version, Watch
+from watcher.store.tables import BlockSighting, ChangeRow, Check, Content, Version, Watch
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class Repository:
                     select(Version.content_sha256).where(Version.watch_id == watch_id).distinct()
                 )
             )
-            for table in (ChangeRow, Check, Version):
+            for table in (ChangeRow, Check, Version, BlockSighting):
                 s.execute(delete(table).where(table.watch_id == watch_id))
             s.execute(delete(Watch).where(Watch.id == watch_id))
             _delete_unused_contents(s, shas)
@@ -553,6 +553,30 @@ class Repository:
         with self._session() as s:
             return s.scalar(stmt) is not None
 
+    # -- boilerplate learning ------------------------------------------------
+
+    def record_sightings(self, host: str, watch_id: int, fingerprints: Iterable[str]) -> None:
+        """Note that these block fingerprints appear in this article of ``host``."""
+        rows = [
+            {"host": host, "fingerprint": fp, "watch_id": watch_id} for fp in sorted(fingerprints)
+        ]
+        if not rows:
+            return
+        with self._session() as s:
+            stmt = _insert(s, BlockSighting).on_conflict_do_nothing()
+            s.execute(stmt, rows)
+
+    def boilerplate_fingerprints(self, host: str, threshold: int) -> frozenset[str]:
+        """The fingerprints seen in at least ``threshold`` distinct articles of ``host``."""
+        stmt = (
+            select(BlockSighting.fingerprint)
+            .where(BlockSighting.host == host)
+            .group_by(BlockSighting.fingerprint)
+            .having(func.count() >= threshold)
+        )
+        with self._session() as s:
+            return frozenset(s.scalars(stmt))
+
     def latest_change(self, watch_id: int) -> ChangeRecord | None:
         """The newest change of a watch (a removal has no new version)."""
         found = self._changes(
@@ -711,7 +735,7 @@ def _dialect(s: Session) -> str:
     return s.get_bind().dialect.name
 
 
-def _insert(s: Session, table: type[Watch] | type[Content]) -> Any:
+def _insert(s: Session, table: type[Watch] | type[Content] | type[BlockSighting]) -> Any:
     """An INSERT supporting ON CONFLICT, for the session's database."""
     module = postgresql if _dialect(s) == "postgresql" else sqlite
     return module.insert(table)
