@@ -419,10 +419,10 @@ def test_real_heading_spaced_out_beside_real_edits(corpus: Path) -> None:
 
 
 def test_real_zero_width_spaces_inside_an_edited_paragraph_are_not_shown(corpus: Path) -> None:
-    """a025: v2 writes "宣\u200b\u200b称"; the paragraph's real edit is its quotes."""
+    """a025: v2 writes "宣\u200b\u200b称"; the paragraph's only edit is its quotes."""
     change = _pair("a025")
     (item,) = [i for i in change.items if "中共竟宣称《中英联合声明》" in (i.after or "")]
-    assert item.kind == "paragraph_edited"
+    assert item.kind == "typography"
     assert not any("\u200b" in text for _, text in item.inline)
 
 
@@ -704,3 +704,49 @@ def test_real_pair_paragraph_absorbed_into_a_long_one(corpus: Path) -> None:
     assert edited.kind == "paragraph_edited"
     assert [text for op, text in edited.inline if op == "-"] == ["掌握", "。"]
     assert "was #3 paragraph" not in [i.location for i in change.items]
+
+
+# -- typography: the same words with other quotes, punctuation or widths ---------------
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("他说“这绝不是别人家的问题”。", "他说「这绝不是别人家的问题」。"),
+        ("双方进入闭门会议，预计持续三小时", "双方进入闭门会议。预计持续三小时"),
+        ("记者 吕熙 责编 胡力汉", "记者：吕熙 责编：胡力汉"),
+        ("２０２１年的ＧＤＰ增长", "2021年的GDP增长"),
+    ],
+    ids=["quotes", "comma-to-stop", "credit-colons", "full-width"],
+)
+def test_typography_only_is_noise_and_says_what_changed(
+    seed: Snapshot, before: str, after: str
+) -> None:
+    old = _edit(seed, LEAD, before)
+    change = diff_snapshots(old, _edit(seed, LEAD, after))
+    assert _kinds(change) == ["typography"]
+    assert change.verdict is Verdict.NOISE
+    assert change.items[0].detail.startswith("typography only")
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [("增长1.5%", "增长15%"), ("气温-5度", "气温5度"), ("共1,000人", "共1000人")],
+    ids=["decimal-point", "sign", "thousands"],
+)
+def test_punctuation_inside_a_number_is_part_of_the_number(
+    seed: Snapshot, before: str, after: str
+) -> None:
+    change = diff_snapshots(_edit(seed, LEAD, before), _edit(seed, LEAD, after))
+    assert "paragraph_edited" in _kinds(change) and change.significant
+
+
+def test_a_house_style_quote_pass_is_typography_not_news(corpus: Path) -> None:
+    """a025: 17 paragraphs went from “…” to 「…」; two real edits remain news."""
+    change = _pair("a025")
+    assert _kinds(change).count("typography") == 17
+    assert _kinds(change).count("paragraph_edited") == 2
+
+
+def test_links_that_differ_only_by_fragment_lead_to_the_same_pages(corpus: Path) -> None:
+    """a019: fourteen list links renumbered their #anchors; the pages are the same."""
+    change = _pair("a019")
+    assert change.verdict is Verdict.NOISE and "link_changed" not in _kinds(change)

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from deepdiff import DeepDiff
 
-from watcher import spacing, times
+from watcher import spacing, times, typography
 from watcher.align import Pair, align, caption_lines, join_like
 from watcher.article import parse_article
 from watcher.boilerplate import SEED_ONLY, Boilerplate
@@ -205,7 +205,8 @@ def _redirect_kind(final: str) -> str:
 
 def _nothing_shown(items: list[ChangeItem]) -> bool:
     """No item explains why the HTML differs (times are masked in that test)."""
-    return all(i.kind.noise_only and i.kind is not ChangeKind.BOILERPLATE for i in items)
+    explained = (ChangeKind.BOILERPLATE, ChangeKind.TYPOGRAPHY)
+    return all(i.kind.noise_only and i.kind not in explained for i in items)
 
 
 def _markup_item() -> ChangeItem:
@@ -402,6 +403,8 @@ def _header_items(old: Article, new: Article, basis: Basis) -> list[ChangeItem]:
         )
     if old.title != new.title and spacing.same_words(old.title, new.title):
         items.append(_respaced_item("title", old.title, new.title))
+    elif typography.same_wording(old.title, new.title):
+        items.append(_typography_item("title", old.title, new.title))
     elif old.title != new.title:
         items.append(
             ChangeItem(
@@ -674,7 +677,9 @@ def _same_place_items(a: Block, b: Block, loc: str, same_clock: bool) -> list[Ch
     if a.kind is BlockKind.LINK_LIST:
         return _link_items(a, b, loc, force=a.text != b.text)
     items: list[ChangeItem] = []
-    if not spacing.same_words(a.stable_text, b.stable_text):
+    if typography.same_wording(a.stable_text, b.stable_text):
+        items.append(_typography_item(loc, a.text, b.text))
+    elif not spacing.same_words(a.stable_text, b.stable_text):
         kind = ChangeKind.of_block(b.kind, "edited")
         items.append(ChangeItem(kind, True, loc, a.text, b.text, inline_diff(a.text, b.text)))
     elif a.stable_text != b.stable_text:  # the same words, spaced out otherwise
@@ -688,6 +693,13 @@ def _same_place_items(a: Block, b: Block, loc: str, same_clock: bool) -> list[Ch
                                 detail=f"{a.kind.value} became {b.kind.value}"))  # fmt: skip
     items += _link_items(a, b, loc)
     return items
+
+
+def _typography_item(loc: str, before: str, after: str) -> ChangeItem:
+    """The same words with other quotes, punctuation or character widths."""
+    detail = typography.describe(before, after)
+    inline = inline_diff(before, after)
+    return ChangeItem(ChangeKind.TYPOGRAPHY, False, loc, before, after, inline, detail=detail)
 
 
 def _time_items(a: Block, b: Block, loc: str, same_clock: bool) -> list[ChangeItem]:
@@ -816,9 +828,14 @@ def _link_items(a: Block, b: Block, loc: str, force: bool = False) -> list[Chang
         return []
     before = [{"href": lk.href, "text": lk.text} for lk in a.links]
     after = [{"href": lk.href, "text": lk.text} for lk in b.links]
-    if before == after and not force:
-        return []
+    if not force and _targets(before) == _targets(after):
+        return []  # the same pages; only #fragments moved: markup
     return [ChangeItem(ChangeKind.LINK_CHANGED, True, loc, before, after)]
+
+
+def _targets(links: list[dict[str, str]]) -> list[tuple[str, str]]:
+    """Links as the pages they lead to: the #fragment names a place on the page."""
+    return [(lk["href"].split("#", 1)[0], lk["text"]) for lk in links]
 
 
 def _added_item(block: Block, loc: str) -> ChangeItem:
@@ -928,6 +945,7 @@ _LABELS = {
     "relative_time": ("1 relative timestamp updated", "relative timestamps updated"),
     "markup_only": ("markup only", "markup only"),
     "boilerplate": ("site boilerplate changed", "site boilerplate changes"),
+    "typography": ("typography only", "typography changes"),
     "time": ("time stamp changed", "time stamps changed"),
     "metadata": ("metadata changed", "metadata fields changed"),
     "gone": ("article removed", "article removed"),

@@ -189,6 +189,7 @@ class ChangeKind(StrEnum):
     RELATIVE_TIME = "relative_time"
     MARKUP_ONLY = "markup_only"
     BOILERPLATE = "boilerplate"
+    TYPOGRAPHY = "typography"
     TITLE = "title"
     URL = "url"
     TIME = "time"
@@ -242,6 +243,7 @@ _NOISE_KINDS = frozenset(
         ChangeKind.RELATIVE_TIME,
         ChangeKind.MARKUP_ONLY,
         ChangeKind.BOILERPLATE,
+        ChangeKind.TYPOGRAPHY,
     }
 )
 

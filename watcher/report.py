@@ -41,6 +41,7 @@ _TITLES = {
     "media_changed": "Media changed",
     "markup_only": "Markup only, nothing visible",
     "boilerplate": "Site or feed boilerplate",
+    "typography": "Typography only (quotes, punctuation, character width)",
     "metadata": "Metadata changed",
     "gone": "Article gone (404/410)",
     "reappeared": "Article reappeared",
@@ -339,6 +340,8 @@ def _noise_phrase(kind: str, group: list[_ItemView]) -> str:
         return "stated time changed" if _stated_time(group) else "capture time changed"
     if kind == "markup_only":
         return "markup only"
+    if kind == "typography":
+        return "typography only" if count == 1 else f"typography only ×{count}"
     if kind == "relative_time":
         return f"{count} relative timestamp{plural} updated"
     if kind == "time":
