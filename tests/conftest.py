@@ -17,6 +17,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from watcher.store import Store, open_engine, upgrade
 
+# Test servers run on 127.0.0.1, which watcher refuses by default: allow it
+# for everything that reads the environment (the CLI, subprocesses). Settings
+# built from an empty environment pass allow_hosts="127.0.0.1" themselves.
+os.environ["WATCHER_ALLOW_HOSTS"] = "127.0.0.1"
+
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "seeds" / "000_f45fe6e83c05ee36.txt"
 CORPUS = Path(os.environ.get("WATCHER_CORPUS", ROOT.parent / "shared" / "corpus"))

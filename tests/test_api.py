@@ -52,6 +52,7 @@ class Cli:
             "WATCHER_DATABASE_URL": None if sqlite else db_url,
             "WATCHER_HOME": None,
             "WATCHER_LOG_LEVEL": "WARNING",  # keep stderr to what the user must read
+            "WATCHER_ALLOW_HOSTS": "127.0.0.1",  # the test sites; refused by default
         }
         self.runner = CliRunner()
 

@@ -181,7 +181,9 @@ def _check(settings: Settings, store: Store, urls: list[str]) -> None:
 def test_the_daemon_learns_boilerplate_as_it_goes(
     store: Store, db_url: str, tmp_path: Path
 ) -> None:
-    settings = Settings.from_env({}, home=tmp_path, database_url=db_url, retries=0, timeout=5.0)
+    settings = Settings.from_env(
+        {}, home=tmp_path, database_url=db_url, retries=0, timeout=5.0, allow_hosts="127.0.0.1"
+    )
     with LocalServer() as site:
         urls = []
         for n in range(THRESHOLD):

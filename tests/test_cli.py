@@ -108,3 +108,29 @@ def test_diff_html_report_neutralises_hostile_archived_content(
     page = result.output.lower()
     assert "<script" not in page and "onerror=" not in page.replace("onerror=&quot;", "")
     assert 'href="javascript:' not in page
+
+
+def test_show_prints_no_terminal_control_characters(runner: CliRunner, tmp_path: Path) -> None:
+    """A title that would set the terminal's title, and a body that would clear
+    the screen and reverse the text, are printed as plain text."""
+    evil = _write(
+        tmp_path / "evil.md",
+        "<!--1637030584000-->\n[Ti\x1b]0;pwned\x07tle \u202eevil](https://e.com/a)\n------\n\n"
+        "<p>para \x1b[2J with \x9b31m csi \r over</p>\n",
+    )
+    result = runner.invoke(main, ["show", str(evil)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Title evil\n")
+    assert "para  with  csi over" in result.output
+    assert not any(ch in result.output for ch in "\x1b\x07\x9b\r\u202e")
+
+
+def test_a_bad_setting_is_one_line_and_exit_2(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(
+        main, ["--home", str(tmp_path), "list"], env={"WATCHER_LOG_LEVEL": "LOUD"}
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "watcher: error: WATCHER_LOG_LEVEL='LOUD': use one of DEBUG, INFO, WARNING, ERROR, "
+        "CRITICAL\n"
+    )

@@ -70,6 +70,7 @@ class Daemon:
             "WATCHER_GRACE": f"{GRACE_S:g}s",
             "WATCHER_TIMEOUT": "10s",
             "WATCHER_RETRIES": "0",
+            "WATCHER_ALLOW_HOSTS": "127.0.0.1",  # the test sites; refused by default
             **({"WATCHER_DATABASE_URL": database_url} if database_url else {}),
             **env,
         }
@@ -192,6 +193,11 @@ def test_sigkill_mid_pass_loses_nothing_and_a_restart_catches_up(
             assert store.recent_checks(summary.id), summary.url
             watch = store.get_watch_by_id(summary.id)
             assert watch is not None and watch.claimed_by is None
+        # The restart removed what the kill left (a file written but never
+        # recorded, a temporary file): the archive is exactly the versions.
+        on_disk = {p.relative_to(settings.archive_dir).as_posix()
+                   for p in settings.archive_dir.rglob("*") if p.is_file()}  # fmt: skip
+        assert on_disk == assert_versions_readable(settings, expect_between=(30, 30))
     finally:
         store.close()
     assert "Traceback" not in second.output()

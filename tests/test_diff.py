@@ -12,8 +12,8 @@ import pytest
 from tests.conftest import CORPUS, DISPUTED_LABELS
 from watcher import snapshot
 from watcher.diff import diff_snapshots
-from watcher.models import Change, Snapshot, Verdict
-from watcher.report import change_to_dict, render_text
+from watcher.models import Change, Snapshot, Verdict, change_to_dict
+from watcher.report import render_text
 
 LEAD = "预计将持续数个小时。"
 PARA = "<div><p>在开场白中，习近平主席称拜登是“老朋友”。 </p></div>"

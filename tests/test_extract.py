@@ -130,6 +130,8 @@ def test_title_precedence(head: str, body: str, title: str) -> None:
         ("https://example.com/canonical", "https://example.com/canonical"),
         ("../news/1", "https://example.com/news/1"),
         ("//cdn.example.com/a", "https://cdn.example.com/a"),
+        ("https://www.bbc.com/zhongwen/simp/world-59301487", None),  # another site's article
+        ("https://example.com.evil.org/a/b", None),
         ("javascript:void(0)", None),
         ("ftp://example.com/x", None),
         ("", None),

@@ -55,8 +55,11 @@ class RecordingSleep:
 
 
 def fetch_settings(**changes: Any) -> FetchSettings:
-    """The default settings (as ``watcher run`` uses them) with ``changes``."""
-    return replace(Settings.from_env({}).fetch_settings(), **changes)
+    """The default settings (as ``watcher run`` uses them) with ``changes``;
+    127.0.0.1, where the test server runs, is allowed (tests/test_ssrf.py
+    covers the default refusal)."""
+    defaults = Settings.from_env({}, allow_hosts="127.0.0.1").fetch_settings()
+    return replace(defaults, **changes)
 
 
 FAST = fetch_settings(timeout_s=2, retries=2, backoff_base_s=0.01, backoff_max_s=0.05)

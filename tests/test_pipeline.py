@@ -98,7 +98,9 @@ def site() -> Iterator[LocalServer]:
 
 @pytest.fixture
 def env(store: Store, db_url: str, tmp_path: Path, site: LocalServer) -> Env:
-    settings = Settings.from_env({}, home=tmp_path, database_url=db_url, retries=0, timeout=5.0)
+    settings = Settings.from_env(
+        {}, home=tmp_path, database_url=db_url, retries=0, timeout=5.0, allow_hosts="127.0.0.1"
+    )
     fetch = replace(settings.fetch_settings(), backoff_base_s=0.01, backoff_max_s=0.05)
     return Env(store, settings, site, Clock(now_ms()), fetch)
 
@@ -443,8 +445,9 @@ def test_body_over_the_limit_fails_that_watch_only(
     store: Store, db_url: str, tmp_path: Path, site: LocalServer, declared: bool
 ) -> None:
     settings = Settings.from_env(
-        {}, home=tmp_path, database_url=db_url, max_body=2000, retries=0, timeout=5.0
-    )
+        {}, home=tmp_path, database_url=db_url, max_body=2000, retries=0, timeout=5.0,
+        allow_hosts="127.0.0.1",
+    )  # fmt: skip
     big = ("<p>" + "新闻" * 3000 + "</p>").encode("utf-8")
     if declared:
         site.page("/big", big)

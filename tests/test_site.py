@@ -55,7 +55,7 @@ PG_ADMIN_URL = os.environ.get(
 
 
 def make_settings(home: Path) -> Settings:
-    return Settings.from_env({}, home=home, retries=0, timeout=10.0)
+    return Settings.from_env({}, home=home, retries=0, timeout=10.0, allow_hosts="127.0.0.1")
 
 
 def snap(url: str, title: str, paragraphs: list[str], at: int, extra: str = "") -> Snapshot:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -179,3 +181,110 @@ def test_content_text_ignores_capture_time() -> None:
     a = Snapshot(url="u", title="t", body="<p>x</p>", captured_at=1)
     b = Snapshot(url="u", title="t", body="<p>x</p>", captured_at=2)
     assert snapshot.content_text(a) == snapshot.content_text(b)
+
+
+# -- stated times: bounded, and reading: only regular files of bounded size ----------
+HEAD = "[T](https://e.com/a)\n------\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("<!--99999999999999999-->\n" + HEAD, "epoch comment is after the year 9999"),
+        ("<!--" + "9" * 5000 + "-->\n" + HEAD, "epoch comment is after the year 9999"),
+        ("---\ndate: 1900-01-01\n---\n" + HEAD, "front matter date is before 1970"),
+        ("---\ndate: 0001-01-01T00:00:00+14:00\n---\n" + HEAD, "before 1970"),
+        ("---\ndate: 9999-12-31T23:59:59-12:00\n---\n" + HEAD, "after the year 9999"),
+        ("---\ntitle: T\nfrom: https://e.com/a\ndate: 1960-01-01\n---\n<p>x</p>\n", "before 1970"),
+        (HEAD + "日期：Mon, 1 Jan 1900 00:00:00 +0000\n", "日期 line is before 1970"),
+    ],
+)
+def test_a_time_outside_1970_to_9999_is_refused_with_the_reason(text: str, reason: str) -> None:
+    with pytest.raises(SnapshotFormatError, match=reason) as info:
+        snapshot.parse(text, source="far.md")
+    assert str(info.value).startswith("far.md") and "out of range" in str(info.value)
+
+
+def test_the_bounds_themselves_are_times() -> None:
+    for ms in (snapshot.MIN_TIME_MS, snapshot.MAX_TIME_MS):
+        assert snapshot.parse(f"<!--{ms}-->\n{HEAD}").captured_at == ms
+        assert snapshot.parse(f"<!--{ms:020d}-->\n{HEAD}").captured_at == ms  # leading zeros
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<!--²-->\n" + HEAD,  # isdigit() but not a number int() takes
+        HEAD + "日期：Fri, 31 Dec 99999999999999999999 23:59:59 +0000\n",  # OverflowError
+        "---\ndate: -0001-01-01\n---\n" + HEAD,
+    ],
+)
+def test_an_unreadable_time_is_unknown_not_a_crash(text: str) -> None:
+    assert snapshot.parse(text).captured_at is None
+
+
+def test_versions_stored_before_the_bounds_still_read_and_export() -> None:
+    """Content with a pre-1970 front matter date, as an older import stored it."""
+    content = "---\ndate: 1900-01-01\n---\n" + HEAD + "\n<p>x</p>\n"
+    assert snapshot.stored(content, 5).captured_at == 5
+    stated = -2208988800000
+    assert snapshot.join_capture_time(content, stated) == content
+    assert snapshot.split_capture_time(f"<!--{'9' * 5000}-->\n" + HEAD) == HEAD
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "/dev/null"])
+def test_only_regular_files_are_read(special: str) -> None:
+    with pytest.raises(SnapshotFormatError, match="not a regular file but a character device"):
+        snapshot.read(special)
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.md"
+    os.mkfifo(fifo)
+
+    def hung(signum: int, frame: object) -> None:
+        raise AssertionError("opening a FIFO for reading waits for a writer forever")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(10)
+    try:
+        with pytest.raises(SnapshotFormatError, match="not a regular file but a FIFO"):
+            snapshot.read(fifo)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_file_over_the_limit_is_refused_unread(tmp_path: Path, seed_path: Path) -> None:
+    big = tmp_path / "big.md"
+    with big.open("wb") as handle:
+        handle.truncate(150 * 1024 * 1024)  # sparse: costs no disk
+    with pytest.raises(SnapshotFormatError, match=r"150.0 MB is over the 10.0 MB limit"):
+        snapshot.read(big)
+    size = seed_path.stat().st_size
+    assert snapshot.read_bytes(seed_path, max_bytes=size) == seed_path.read_bytes()
+    assert snapshot.read_bytes(seed_path, limit=10) == seed_path.read_bytes()[:10]
+    with pytest.raises(SnapshotFormatError, match="over the"):
+        snapshot.read_bytes(seed_path, max_bytes=size - 1)
+
+
+def test_within_a_folder_links_out_of_it_and_dotdot_are_refused(tmp_path: Path) -> None:
+    tree, outside = tmp_path / "tree", tmp_path / "secret.md"
+    (tree / "sub").mkdir(parents=True)
+    outside.write_text("root:$6$not-for-import\n", encoding="utf-8")
+    (tree / "in.md").write_text("inside\n", encoding="utf-8")
+    (tree / "out.md").symlink_to(outside)
+    (tree / "sub" / "in-link.md").symlink_to(tree / "in.md")
+    root = str(tree)
+    with pytest.raises(SnapshotFormatError, match="symbolic link out of") as info:
+        snapshot.read_bytes(tree / "out.md", within=root)
+    assert "root:" not in str(info.value)
+    with pytest.raises(SnapshotFormatError, match=r"'\.\.' part"):
+        snapshot.read_bytes(f"{root}/sub/../in.md", within=root)
+    assert snapshot.read_bytes(tree / "sub" / "in-link.md", within=root) == b"inside\n"
+
+
+def test_a_rejection_quotes_at_most_a_few_characters_of_the_file() -> None:
+    with pytest.raises(SnapshotFormatError) as info:
+        snapshot.parse("root:$6$abcdefghijklmnopqrstuvwxyz0123456789:19000:0:99999:7:::\n")
+    assert "abcdefghijklmnop" not in str(info.value)

@@ -199,3 +199,49 @@ def test_systemd_analyze_verify_catches_mistakes(tmp_path: Path) -> None:
     if not Path(EXEC_BINARY).exists():
         assert result.returncode != 0
         assert "not executable" in output or "No such file" in output
+
+
+def _exposure(path: Path) -> float:
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", "--no-pager", str(path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SYSTEMD_LOG_COLOR": "0", "SYSTEMD_PAGER": ""},
+        timeout=60,
+        check=False,
+    )
+    found = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)", result.stdout)
+    assert found is not None, result.stdout + result.stderr
+    return float(found.group(1))
+
+
+def _with_ip_address_deny(tmp_path: Path) -> Path:
+    """The unit with its commented IPAddressDeny=/IPAddressAllow= lines enabled."""
+    text = UNIT.read_text(encoding="utf-8")
+    enabled = re.sub(r"^#(IPAddress(?:Deny|Allow)=)", r"\1", text, flags=re.M)
+    assert enabled.count("\nIPAddressDeny=") == 1, "the unit should offer IPAddressDeny="
+    copy = tmp_path / UNIT.name
+    copy.write_text(enabled, encoding="utf-8")
+    return copy
+
+
+@needs_analyze
+def test_security_exposure_is_at_most_2(tmp_path: Path) -> None:
+    """`systemd-analyze security` scores the unit 2.0 or better ("OK"), with
+    or without the optional kernel-enforced address filter."""
+    assert _exposure(UNIT) <= 2.0
+    assert _exposure(_with_ip_address_deny(tmp_path)) <= _exposure(UNIT)
+
+
+@needs_analyze
+def test_the_optional_ip_address_filter_is_valid(tmp_path: Path) -> None:
+    copy = _with_ip_address_deny(tmp_path)
+    text = copy.read_text(encoding="utf-8")
+    copy.write_text(
+        text.replace(f"\nExecStart={EXEC_START}\n", f"\nExecStart={_existing_executable()} run\n"),
+        encoding="utf-8",
+    )
+    result = _verify(copy)
+    output = (result.stdout + result.stderr).strip()
+    assert result.returncode == 0, output
+    assert [ln for ln in output.splitlines() if "watcher" in ln] == [], output

@@ -7,6 +7,7 @@ the CLI's business. Anything a user can do from the shell can be scripted here.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -15,13 +16,14 @@ from urllib.parse import urlsplit
 
 from watcher import archive
 from watcher import snapshot as snapshot_mod
-from watcher.daemon import is_locked, read_heartbeat, worker_id
+from watcher.daemon import is_locked, read_heartbeat, recover_archive, worker_id
 from watcher.diff import diff_snapshots
 from watcher.errors import InvalidURLError, WatcherError
 from watcher.fetch import Fetcher
+from watcher.guard import AddressPolicy, AddressRefused
 from watcher.models import Change, change_from_dict
 from watcher.pipeline import CheckResult, Pipeline
-from watcher.settings import Settings
+from watcher.settings import MAX_DURATION_S, Settings, format_duration
 from watcher.store import (
     ChangeRecord,
     CheckOutcome,
@@ -30,24 +32,47 @@ from watcher.store import (
     WatchRecord,
     WatchState,
     WatchSummary,
+    check_schema,
     current_revision,
     now_ms,
+    open_engine,
     safe_url,
     upgrade,
 )
+from watcher.store.engine import sqlite_file
 from watcher.urlnorm import normalise_url
 
 HOUR_MS = 3_600_000
 MIN_INTERVAL_S = 60  # a pinned interval shorter than this is refused
+MAX_INTERVAL_S = MAX_DURATION_S  # and one longer than this (365d)
 
 
-def open_store(settings: Settings, *, create: bool = True) -> Store:
-    """Open the database; an empty one is created when ``create`` (CLI use),
-    an out-of-date one is refused with the command that fixes it."""
+def open_store(settings: Settings, *, create: bool = True, readonly: bool = False) -> Store:
+    """Open the database; an out-of-date one is refused with the command that fixes it.
+
+    For commands that write, the data folder and (``create``) an empty
+    database are created. ``readonly``, for commands that only read, creates
+    and writes nothing, so they work on a read-only data folder: SQLite is
+    opened read-only, and a missing database is a StoreError.
+    """
+    if readonly:
+        engine = open_engine(settings.database_url, readonly=True)
+        try:
+            check_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return Store(engine, check_retention=settings.check_retention)
     settings.home.mkdir(parents=True, exist_ok=True)
     if create and current_revision(settings.database_url) is None:
         upgrade(settings.database_url)
     return Store.open(settings.database_url, check_retention=settings.check_retention)
+
+
+def database_exists(settings: Settings) -> bool:
+    """False only for a SQLite database whose file is not there yet."""
+    path = sqlite_file(settings.database_url)
+    return path is None or path.exists()
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +92,13 @@ def add_watches(
 ) -> list[Added]:
     """Validate and add each URL; a bad one is reported, not fatal.
 
-    A pinned ``interval_s`` under :data:`MIN_INTERVAL_S` is refused
-    (WatcherError) before any URL is added.
+    A pinned ``interval_s`` under :data:`MIN_INTERVAL_S` or over
+    :data:`MAX_INTERVAL_S` is refused (WatcherError) before any URL is added.
     """
-    if interval_s is not None and interval_s < MIN_INTERVAL_S:
+    if interval_s is not None and not interval_s >= MIN_INTERVAL_S:
         raise WatcherError("--interval must be at least 1m: be kind to news sites")
+    if interval_s is not None and not interval_s <= MAX_INTERVAL_S:
+        raise WatcherError(f"--interval must be at most {format_duration(MAX_INTERVAL_S)}")
     out: list[Added] = []
     for raw in urls:
         try:
@@ -90,9 +117,37 @@ def add_watches(
     return out
 
 
+def address_warning(settings: Settings, url: str) -> str | None:
+    """Why every check of ``url`` will be refused, when its host is a
+    non-public address written out (http://10.0.0.1/); None otherwise.
+
+    Only a warning: the decision is made at fetch time, on the resolved
+    address, and a name is not judged here because DNS answers change.
+    """
+    host = urlsplit(url).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    policy = AddressPolicy.allowing(settings.allow_hosts)
+    detail = None if policy.allows_host(host) else policy.refusal(host, host)
+    return None if detail is None else AddressRefused(host, detail).reason()
+
+
 def urls_from_file(path: Path) -> list[str]:
-    """One URL per line; blank lines and ``#`` comments are skipped."""
-    lines = path.read_text(encoding="utf-8").splitlines()
+    """One URL per line; blank lines and ``#`` comments are skipped.
+
+    WatcherError for a file that cannot be read or is not UTF-8 text.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise WatcherError(
+            f"{path}: not a text file of URLs (not UTF-8 at byte {exc.start})"
+        ) from None
+    except OSError as exc:
+        raise WatcherError(f"cannot read {path}: {exc.strerror or exc}") from None
+    lines = text.splitlines()
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 
@@ -169,7 +224,10 @@ def check_now(
 
     Each watch is leased first, like the daemon's dispatcher does, so a daemon
     running at the same time never checks the same watch twice at once.
+    Archive files a killed check left behind are removed first (safe beside
+    a running daemon: see archive.recover).
     """
+    recover_archive(settings, store)
     worker = worker_id()
     claimed = store.claim(worker, [w.id for w in watches], now_ms(), CHECK_LEASE_MS)
     claimed_ids = {w.id for w in claimed}
@@ -297,7 +355,7 @@ def status(settings: Settings, store: Store) -> Status:
         by_state[str(w.state)] = by_state.get(str(w.state), 0) + 1
     now = now_ms()
     return Status(
-        daemon_running=is_locked(settings.home),
+        daemon_running=_daemon_running(settings),
         heartbeat=read_heartbeat(settings.home),
         watches=len(summaries),
         by_state=by_state,
@@ -305,6 +363,18 @@ def status(settings: Settings, store: Store) -> Status:
         errors_last_hour=store.errors_since(now - HOUR_MS),
         database=safe_url(settings.database_url),
     )
+
+
+def _daemon_running(settings: Settings) -> bool:
+    """Whether a daemon holds the data folder; when its lock file cannot be
+    opened (a read-only folder, another user's file), whether its heartbeat
+    (written every poll, at least every 5s) is recent."""
+    try:
+        return is_locked(settings.home)
+    except OSError:
+        last = (read_heartbeat(settings.home) or {}).get("heartbeat")
+        fresh_ms = max(120_000, 3_000 * settings.poll)
+        return isinstance(last, int) and now_ms() - last < fresh_ms
 
 
 def export_archive(

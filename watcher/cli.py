@@ -1,7 +1,13 @@
 """The ``watcher`` command: a thin click layer over the modules below it.
 
-Every command turns a WatcherError into one line on stderr and a non-zero
-exit status; nothing here prints a stack trace for bad input.
+Every command turns a WatcherError (or an OSError) into exactly one line on
+stderr, ``watcher: error: ...``, and exit status 2; nothing here prints a
+stack trace for bad input.
+
+Everything printed passes through :mod:`watcher.safetext` (``_say`` for one
+line, ``_show`` for a block, ``_show_json``): titles, page text, URLs and file
+names come from strangers, and escape sequences, control characters and bidi
+overrides in them must not reach the terminal.
 """
 
 from __future__ import annotations
@@ -9,12 +15,12 @@ from __future__ import annotations
 import json
 import sys
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from tqdm import tqdm
@@ -28,6 +34,7 @@ from watcher.errors import WatcherError
 from watcher.logs import configure as configure_logging
 from watcher.models import Article, BlockKind, TimeBasis
 from watcher.report import render
+from watcher.safetext import escape_unsafe, for_colour_terminal, for_terminal, one_line
 from watcher.settings import Settings, format_duration, parse_duration
 from watcher.store import Store, WatchSummary, current_revision, head_revision, safe_url, upgrade
 
@@ -35,16 +42,44 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_ERROR = 2
 
 
+def _say(text: str, *, err: bool = False) -> None:
+    """Print one line, made safe (no escapes, controls, bidi overrides, line breaks)."""
+    click.echo(one_line(text), err=err)
+
+
+def _show(text: str, *, nl: bool = True) -> None:
+    """Print a block of lines, made safe (line breaks and tabs kept)."""
+    click.echo(for_terminal(text), nl=nl)
+
+
+def _show_json(value: Any) -> None:
+    """Print JSON; unsafe characters in strings become ``\\uXXXX`` escapes,
+    valid JSON that keeps the data and that no terminal obeys."""
+    click.echo(escape_unsafe(json.dumps(value, ensure_ascii=False, indent=2, default=str)))
+
+
+def _fail(message: str) -> NoReturn:
+    """``watcher: error: MESSAGE`` as exactly one line on stderr; exit 2."""
+    click.echo(f"watcher: error: {one_line(message)}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def _os_error(exc: OSError) -> str:
+    where = exc.filename if exc.filename is not None else ""
+    return f"{where}: {exc.strerror}" if where and exc.strerror else str(exc)
+
+
 def fail_cleanly(func: F) -> F:
-    """Report a WatcherError as one line and exit 2, the diff(1) convention."""
+    """Report a WatcherError or OSError as one line and exit 2, the diff(1) convention."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except WatcherError as exc:
-            click.echo(f"watcher: error: {exc}", err=True)
-            sys.exit(EXIT_ERROR)
+            _fail(str(exc))
+        except OSError as exc:
+            _fail(_os_error(exc))
 
     return wrapper  # type: ignore[return-value]
 
@@ -68,10 +103,10 @@ def main(ctx: click.Context, home: Path | None) -> None:
     """
     try:
         settings = Settings.from_env(home=home)
+        configure_logging(settings.log_level, settings.log_format)
     except WatcherError as exc:
-        raise click.ClickException(str(exc)) from exc
+        _fail(str(exc))
     ctx.obj = settings
-    configure_logging(settings.log_level, settings.log_format)
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -89,7 +124,8 @@ def show(file: Path, as_json: bool) -> None:
     Example:
       watcher show seeds/000_f45fe6e83c05ee36.txt --json
     """
-    snap = snapshot_mod.read(file)
+    settings = _settings(click.get_current_context())
+    snap = snapshot_mod.read(file, max_bytes=settings.max_body)  # a FIFO or /dev/zero: refused
     article = parse_article(snap)
     if as_json:
         payload = {
@@ -104,9 +140,9 @@ def show(file: Path, as_json: bool) -> None:
             },
             "article": asdict(article),
         }
-        click.echo(json.dumps(payload, ensure_ascii=False, indent=2, default=str))
+        _show_json(payload)
     else:
-        click.echo(format_article(article))
+        _show(format_article(article))
 
 
 def _iso(ms: int | None) -> str | None:
@@ -174,7 +210,7 @@ def db_upgrade(ctx: click.Context) -> None:
     settings = _settings(ctx)
     settings.home.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
-    click.echo(
+    _say(
         f"database {safe_url(settings.database_url)} is at schema "
         f"{current_revision(settings.database_url)} (head {head_revision()})"
     )
@@ -198,20 +234,26 @@ def add(ctx: click.Context, urls: tuple[str, ...], from_file: Path | None,
       watcher add --from-file urls.txt
     """
 
-    every = parse_duration(interval) if interval else None
+    try:
+        every = parse_duration(interval) if interval else None
+    except WatcherError as exc:
+        raise WatcherError(f"--interval {exc}") from exc
     todo = list(urls) + (api.urls_from_file(from_file) if from_file else [])
     if not todo:
         raise click.UsageError("give at least one URL or --from-file")
-    store = api.open_store(_settings(ctx))
+    settings = _settings(ctx)
+    store = api.open_store(settings)
     try:
         results = api.add_watches(store, todo, interval_s=every, tags=tags)
     finally:
         store.close()
     for r in results:
         if r.error:
-            click.echo(f"skipped: {r.error}", err=True)
-        else:
-            click.echo(f"{'added' if r.created else 'already watched'}: {r.url}")
+            _say(f"skipped: {r.error}", err=True)
+            continue
+        _say(f"{'added' if r.created else 'already watched'}: {r.url}")
+        if warning := api.address_warning(settings, r.url):
+            _say(f"warning: {r.url}: checks will be {warning}", err=True)
     if any(r.error for r in results):
         sys.exit(1)
 
@@ -229,27 +271,46 @@ def list_(ctx: click.Context, as_json: bool) -> None:
       watcher list --json | jq '.[].url'
     """
 
-    store = api.open_store(_settings(ctx))
-    try:
-        rows = api.list_watches(store)
-    finally:
-        store.close()
+    settings = _settings(ctx)
+    rows: list[WatchSummary] = []
+    if api.database_exists(settings):
+        store = api.open_store(settings, readonly=True)
+        try:
+            rows = api.list_watches(store)
+        finally:
+            store.close()
     if as_json:
-        click.echo(json.dumps([_summary_dict(r) for r in rows], ensure_ascii=False, indent=2))
+        _show_json([_summary_dict(r) for r in rows])
         return
     if not rows:
-        click.echo("no watches yet: watcher add URL")
+        _say("no watches yet: watcher add URL")
         return
     table: list[tuple[str, ...]] = [
         ("URL", "TITLE", "INTERVAL", "LAST CHECK", "VERSIONS", "LAST CHANGE", "STATE")
     ]
-    for r in rows:
-        table.append((
-            r.url, _clip(r.latest_title or "-", 30),
-            format_duration(r.interval_s) if r.interval_s else "adaptive",
-            _when(r.last_checked_at), str(r.version_count), _when(r.last_change_at), str(r.state),
-        ))  # fmt: skip
-    click.echo(_format_table(table))
+    table += [_list_row(r) for r in rows]
+    for line in _table_lines(table):
+        click.echo(line)  # every cell is made safe by _cell
+
+
+#: Display columns of the list's URL and title cells; longer ones end in "…"
+#: (``watcher list --json`` has them whole). Bounds the table's width, and so
+#: its memory: rows × these, not rows × the longest URL.
+URL_CELL_MAX = 80
+TITLE_CELL_MAX = 30
+
+
+def _list_row(r: WatchSummary) -> tuple[str, ...]:
+    return (
+        _cell(r.url, URL_CELL_MAX), _cell(r.latest_title or "-", TITLE_CELL_MAX),
+        format_duration(r.interval_s) if r.interval_s else "adaptive",
+        _when(r.last_checked_at), str(r.version_count), _when(r.last_change_at), str(r.state),
+    )  # fmt: skip
+
+
+def _cell(text: str, width: int) -> str:
+    """One safe line of at most ``width`` display columns."""
+    return _clip(one_line(text[: width * 4]), width)
 
 
 def _summary_dict(r: WatchSummary) -> dict[str, Any]:
@@ -261,27 +322,36 @@ def _summary_dict(r: WatchSummary) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _format_table(rows: Sequence[Sequence[str]]) -> str:
+def _table_lines(rows: Sequence[Sequence[str]]) -> Iterator[str]:
+    """The rows as aligned lines, one at a time (cells are already bounded)."""
     widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
     for row in rows:
         cells = [cell + " " * (widths[i] - _width(cell)) for i, cell in enumerate(row)]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+        yield "  ".join(cells).rstrip()
 
 
 def _width(text: str) -> int:
-    """Display width: CJK characters take two terminal columns."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    """Display width: CJK characters take two terminal columns, combining marks none."""
+    return sum(_char_width(ch) for ch in text)
+
+
+def _char_width(ch: str) -> int:
+    if unicodedata.combining(ch):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
 
 
 def _clip(text: str, width: int) -> str:
-    out = ""
+    """``text`` if it fits ``width`` columns, else its start and "…" in ``width``."""
+    if _width(text) <= width:
+        return text
+    used, out = 0, []
     for ch in text:
-        if _width(out + ch) > width - 1:
-            return out + "…"
-        out += ch
-    return out
+        used += _char_width(ch)
+        if used > width - 1:
+            break
+        out.append(ch)
+    return "".join(out) + "…"
 
 
 def _when(ms: int | None) -> str:
@@ -310,7 +380,7 @@ def remove(ctx: click.Context, urls: tuple[str, ...]) -> None:
     finally:
         store.close()
     for url in removed:
-        click.echo(f"removed: {url}")
+        _say(f"removed: {url}")
 
 
 def _set_paused(ctx: click.Context, urls: tuple[str, ...], paused: bool) -> None:
@@ -319,7 +389,7 @@ def _set_paused(ctx: click.Context, urls: tuple[str, ...], paused: bool) -> None
     try:
         for url in urls:
             api.set_paused(store, url, paused)
-            click.echo(f"{'paused' if paused else 'resumed'}: {url}")
+            _say(f"{'paused' if paused else 'resumed'}: {url}")
     finally:
         store.close()
 
@@ -379,11 +449,11 @@ def check(ctx: click.Context, urls: tuple[str, ...], check_all: bool) -> None:
         store.close()
     results = run.results
     for url in run.busy:
-        click.echo(f"{url}: skipped, a running daemon is checking it right now")
+        _say(f"{url}: skipped, a running daemon is checking it right now")
     for r in results:
         label = api.OUTCOME_LABELS.get(r.outcome, str(r.outcome))
         detail = f": {r.error}" if r.error else (f" — {r.change.summary}" if r.change else "")
-        click.echo(f"{r.url}: {label}{detail}")
+        _say(f"{r.url}: {label}{detail}")
     if any(r.error for r in results):
         sys.exit(1)
 
@@ -401,7 +471,7 @@ def history(ctx: click.Context, url: str, as_json: bool) -> None:
       watcher history https://www.bbc.com/zhongwen/simp/world-59301487
     """
 
-    store = api.open_store(_settings(ctx))
+    store = api.open_store(_settings(ctx), readonly=True)
     try:
         hist = api.history(store, url)
     finally:
@@ -416,12 +486,12 @@ def history(ctx: click.Context, url: str, as_json: bool) -> None:
             "archive_path": v.archive_path if v else None,
         })  # fmt: skip
     if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        _show_json(rows)
         return
-    click.echo(f"{hist.watch.url} ({hist.watch.state})")
+    _say(f"{hist.watch.url} ({hist.watch.state})")
     for r in rows:
         num = f"v{r['version']}" if r["version"] else "  -"
-        click.echo(f"  {num:>4}  {_when_iso(r['captured_at'])}  {r['verdict']:<11}  {r['summary']}")
+        _say(f"  {num:>4}  {_when_iso(r['captured_at'])}  {r['verdict']:<11}  {r['summary']}")
 
 
 def _when_iso(iso: str | None) -> str:
@@ -459,7 +529,7 @@ def diff(ctx: click.Context, old: str, new: str | None, from_seq: int | None,
             stated = (TimeBasis.STATED, TimeBasis.STATED)
             change = diff_snapshots(snapshot_mod.read(old), snapshot_mod.read(new), basis=stated)
         elif old.startswith(("http://", "https://")):
-            store = api.open_store(settings)
+            store = api.open_store(settings, readonly=True)
             try:
                 change = api.diff_versions(store, old, from_seq, to_seq)
             finally:
@@ -469,16 +539,20 @@ def diff(ctx: click.Context, old: str, new: str | None, from_seq: int | None,
         use_color = output is None and fmt == "text" and sys.stdout.isatty()
         text = render(change, fmt, tz=tz or settings.timezone, color=use_color)
     except WatcherError as exc:
-        click.echo(f"watcher: error: {exc}", err=True)
-        sys.exit(EXIT_ERROR)
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(_os_error(exc))
     if output is not None:
         try:
             output.write_text(text, encoding="utf-8")
         except OSError as exc:
-            click.echo(f"watcher: error: cannot write {output}: {exc.strerror}", err=True)
-            sys.exit(EXIT_ERROR)
+            _fail(f"cannot write {output}: {exc.strerror}")
+    elif use_color:
+        click.echo(for_colour_terminal(text), nl=not text.endswith("\n"))
+    elif fmt == "json":
+        click.echo(escape_unsafe(text), nl=not text.endswith("\n"))
     else:
-        click.echo(text, nl=not text.endswith("\n"))
+        _show(text, nl=not text.endswith("\n"))
     sys.exit(1 if change.significant else 0)
 
 
@@ -494,7 +568,7 @@ def status(ctx: click.Context) -> None:
     """
 
     settings = _settings(ctx)
-    store = api.open_store(settings)
+    store = api.open_store(settings, readonly=True)
     try:
         st = api.status(settings, store)
     finally:
@@ -502,14 +576,16 @@ def status(ctx: click.Context) -> None:
     beat = st.heartbeat or {}
     alive = "running" if st.daemon_running else "not running"
     if st.daemon_running and beat:
-        alive += f" (pid {beat.get('pid')}, last heartbeat {_when(beat.get('heartbeat'))} UTC)"  # type: ignore[arg-type]
-    click.echo(f"daemon:      {alive}")
-    click.echo(f"database:    {st.database}")
-    click.echo(f"data folder: {settings.home}")
+        when = beat.get("heartbeat")
+        alive += f" (pid {beat.get('pid')}, last heartbeat "
+        alive += f"{_when(when) if isinstance(when, int) else '-'} UTC)"
+    _say(f"daemon:      {alive}")
+    _say(f"database:    {st.database}")
+    _say(f"data folder: {settings.home}")
     states = ", ".join(f"{n} {s}" for s, n in sorted(st.by_state.items())) or "none"
-    click.echo(f"watches:     {st.watches} ({states})")
-    click.echo(f"due now:     {st.due_now}")
-    click.echo(f"errors (1h): {st.errors_last_hour}")
+    _say(f"watches:     {st.watches} ({states})")
+    _say(f"due now:     {st.due_now}")
+    _say(f"errors (1h): {st.errors_last_hour}")
 
 
 @main.command()
@@ -550,12 +626,12 @@ def export(ctx: click.Context, directory: Path, url: str | None, since: str | No
             since_ms = int(datetime.fromisoformat(since).replace(tzinfo=UTC).timestamp() * 1000)
         except ValueError as exc:
             raise WatcherError(f"--since {since!r} is not a date like 2026-01-31") from exc
-    store = api.open_store(_settings(ctx))
+    store = api.open_store(_settings(ctx), readonly=True)
     try:
         count = api.export_archive(store, directory, url=url, since_ms=since_ms)
     finally:
         store.close()
-    click.echo(f"wrote {count} versions to {directory}")
+    _say(f"wrote {count} versions to {directory}")
 
 
 @main.command()
@@ -603,14 +679,14 @@ def site_command(ctx: click.Context, directory: Path, base_url: str, tz: str | N
     from watcher.store import now_ms  # noqa: PLC0415
 
     settings = _settings(ctx)
-    store = api.open_store(settings)
+    store = api.open_store(settings, readonly=True)
     try:
         written = site_mod.build_site(
             store, directory, tz=tz or settings.timezone, base_url=base_url, now_ms=now_ms()
         )
     finally:
         store.close()
-    click.echo(f"site in {directory}: {len(written)} files written ({directory / 'index.html'})")
+    _say(f"site in {directory}: {len(written)} files written ({directory / 'index.html'})")
 
 
 class _ImportBars:
@@ -683,16 +759,16 @@ def import_command(ctx: click.Context, paths: tuple[Path, ...], git: bool,
         summary = importer.import_paths(
             store, settings.archive_dir, list(paths), git=git,
             globs=globs or importer.DEFAULT_GLOBS, watch=watch,
-            workers=jobs or importer.DEFAULT_WORKERS, progress=bars,
+            workers=jobs or importer.DEFAULT_WORKERS, progress=bars, max_bytes=settings.max_body,
         )  # fmt: skip
     finally:
         bars.close()
         store.close()
     for rejected in summary.rejected:
-        click.echo(f"rejected: {rejected.source}: {rejected.reason}", err=True)
+        _say(f"rejected: {rejected.source}: {rejected.reason}", err=True)
     for note in summary.order_notes:
-        click.echo(f"order: {note.source}: {note.reason}", err=True)
-    click.echo(
+        _say(f"order: {note.source}: {note.reason}", err=True)
+    _say(
         f"{summary.files} files, {summary.articles} articles: {summary.versions_added} versions "
         f"and {summary.changes_added} changes added, {summary.already_present} already present, "
         f"{len(summary.rejected)} rejected; {summary.watches_created} new watches "
@@ -700,10 +776,10 @@ def import_command(ctx: click.Context, paths: tuple[Path, ...], git: bool,
     )
     if summary.undated:
         source = "commit time" if git else "file modification time"
-        click.echo(f"{summary.undated} files state no time: dated by their {source}")
+        _say(f"{summary.undated} files state no time: dated by their {source}")
     if summary.order_notes:
         order = "commit order" if git else "path order"
-        click.echo(
+        _say(
             f"{len(summary.order_notes)} versions state a time that does not order them "
             f"(listed above as 'order:'): kept in {order}"
         )

@@ -3,12 +3,21 @@
 A signal only flips state (stop claiming); in-flight checks get ``grace``
 seconds to finish; then the fetcher, the store and the lock close in reverse
 order of opening and the process exits 0, as systemd expects on SIGTERM.
+
+Starting after a crash (kill -9, power loss): with the data folder locked,
+the daemon first removes the archive files a killed check wrote but never
+recorded (archive.recover), then drops the leases its previous run left. Its
+worker id is the data folder's own (:func:`daemon_identity`: host plus an id
+kept in the folder), the same across restarts, so on PostgreSQL, where other
+daemons hold leases too, it drops exactly its own and checks those watches at
+once instead of waiting for the leases to run out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -19,7 +28,8 @@ from contextlib import suppress
 from pathlib import Path
 from typing import IO
 
-from watcher.errors import DaemonAlreadyRunningError
+from watcher import archive
+from watcher.errors import DaemonAlreadyRunningError, WatcherError
 from watcher.fetch import Fetcher
 from watcher.pipeline import Pipeline
 from watcher.scheduler import Dispatcher, build_scheduler
@@ -29,10 +39,34 @@ from watcher.store import Store, now_ms, safe_url
 log = logging.getLogger(__name__)
 LOCK_NAME = "daemon.lock"
 HEARTBEAT_NAME = "daemon.json"
+IDENTITY_NAME = "daemon.id"
 
 
 def worker_id() -> str:
+    """A one-off claimer's id (``watcher check``, tests): unique per call."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def daemon_identity(home: Path) -> str:
+    """The worker id of this data folder's daemon, the same across restarts.
+
+    Host name, then a digest of the folder's path and a random id kept in
+    ``daemon.id``: a copy of the folder elsewhere, or the same path on another
+    machine or container sharing the database, gets an id of its own. Only
+    the daemon holding the folder's lock may act on leases under this id.
+    """
+    path = home / IDENTITY_NAME
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        token = ""
+    if not token:
+        token = uuid.uuid4().hex
+        tmp = home / f".{IDENTITY_NAME}.tmp"
+        tmp.write_text(token + "\n", encoding="utf-8")
+        tmp.replace(path)
+    digest = hashlib.sha256(f"{home.resolve()}\0{token}".encode()).hexdigest()[:12]
+    return f"{socket.gethostname()}:{digest}"
 
 
 class DaemonLock:
@@ -92,6 +126,43 @@ def write_heartbeat(home: Path, worker: str, started: int) -> None:
     tmp.replace(home / HEARTBEAT_NAME)
 
 
+def _beat(home: Path, worker: str, started: int) -> None:
+    """The heartbeat job: a full or read-only data folder is logged, not raised
+    (the daemon keeps checking; the heartbeat resumes with the space)."""
+    try:
+        write_heartbeat(home, worker, started)
+    except OSError as exc:
+        log.error("%s", archive.write_error(home / HEARTBEAT_NAME, exc))
+
+
+def recover_archive(settings: Settings, store: Store) -> int:
+    """Remove what checks killed before their commit left in the archive (see
+    archive.Journal); returns how many files. Safe beside running processes."""
+    try:
+        found = archive.recover(
+            settings.archive_dir, settings.home / archive.PENDING_DIR, store.has_archive_path
+        )
+    except (OSError, WatcherError) as exc:  # the next start tries again
+        log.error("cannot clean up after an interrupted check: %s", exc)
+        return 0
+    for path in found.deleted:
+        log.warning("removed %s: its check was killed before recording it", path)
+    if found.temporary:
+        log.info("removed %d temporary files of interrupted writes", len(found.temporary))
+    return len(found.deleted) + len(found.temporary)
+
+
+def take_back_leases(settings: Settings, store: Store, worker: str) -> int:
+    """Drop the leases a crashed run of this daemon left, so their watches are
+    checked now rather than when the leases run out. We hold the folder lock:
+    no live process has our id. On SQLite no other daemon can hold a lease
+    either, so every lease goes (also those of ids before daemon_identity)."""
+    dropped = store.drop_claims(None if settings.is_sqlite else worker)
+    if dropped:
+        log.info("took back %d leases a previous run left", dropped)
+    return dropped
+
+
 def read_heartbeat(home: Path) -> dict[str, object] | None:
     try:
         return json.loads((home / HEARTBEAT_NAME).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
@@ -106,9 +177,10 @@ def run(settings: Settings) -> int:
     try:
         store = Store.open(settings.database_url, check_retention=settings.check_retention)
         try:
-            if settings.is_sqlite:
-                store.drop_claims()  # we hold the lock: any lease is a crashed run's
-            asyncio.run(_serve(settings, store))
+            worker = daemon_identity(settings.home)
+            recover_archive(settings, store)
+            take_back_leases(settings, store, worker)
+            asyncio.run(_serve(settings, store, worker))
         finally:
             store.close()
     finally:
@@ -117,12 +189,11 @@ def run(settings: Settings) -> int:
     return 0
 
 
-async def _serve(settings: Settings, store: Store) -> None:
+async def _serve(settings: Settings, store: Store, worker: str) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    worker = worker_id()
     started = now_ms()
     log.info(
         "watcher daemon %s started: database %s, data folder %s",
@@ -132,7 +203,7 @@ async def _serve(settings: Settings, store: Store) -> None:
         dispatcher = Dispatcher(store, Pipeline(store, fetcher, settings), settings, worker)
         scheduler = build_scheduler(dispatcher, settings)
         scheduler.add_job(
-            write_heartbeat, "interval", args=(settings.home, worker, started),
+            _beat, "interval", args=(settings.home, worker, started),
             seconds=max(settings.poll, 5), id="heartbeat",
         )  # fmt: skip
         write_heartbeat(settings.home, worker, started)

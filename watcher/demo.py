@@ -137,7 +137,10 @@ def run_demo(keep: Path | None, fmt: str, color: bool = False) -> int:
     room = Newsroom(title=seed.title, main=seed.body)
     with tempfile.TemporaryDirectory(prefix="watcher-demo-") as tmp:
         home = keep or Path(tmp)
-        settings = Settings.from_env({}, home=home, retries=0, timeout=10.0)
+        # The newsroom runs on 127.0.0.1, which watcher refuses unless allowed.
+        settings = Settings.from_env(
+            {}, home=home, retries=0, timeout=10.0, allow_hosts="127.0.0.1"
+        )
         clock = Clock(seed.captured_at or 0)
         with serve(room) as url:
             room.url = url

@@ -170,17 +170,20 @@ def removal(
     last_url: str | None,
     captured_after: int,
     status: int,
+    reason: str | None = None,
 ) -> Change:
-    """The article is gone (404/410) after version ``last_seq``. The item
-    carries that version's text, so the report answers "what did it say?"."""
+    """The article is gone (404/410, or a 200 that :func:`soft_removal`
+    explains in ``reason``) after version ``last_seq``. The item carries that
+    version's text, so the report answers "what did it say?"."""
     text = tuple(block.text for block in last.blocks if block.text)
     where = f" at {last_url}" if last_url else ""
+    why = f"HTTP {status}: {reason}" if reason else f"HTTP {status}"
     item = ChangeItem(
         ChangeKind.GONE,
         True,
         "article",
         before=text,
-        detail=f"HTTP {status}{where}; the last archived version (v{last_seq}) said:",
+        detail=f"{why}{where}; the last archived version (v{last_seq}) said:",
     )
     base = Change(
         url=url,
@@ -193,6 +196,106 @@ def removal(
         summary="",
     )
     return extend(base, [item])
+
+
+# A page that says the article is not there ("soft 404"), in its (by then
+# tiny) text; a bare "404" counts only in the title or a heading.
+_NOT_FOUND_WORDS = re.compile(
+    r"\bnot\s+found\b|\bno\s+longer\s+(?:available|exists?)\b"
+    r"|\b(?:does\s+not|doesn'?t|did\s+not|could\s+not)\s+(?:exist|be\s+found)\b"
+    r"|\b(?:could\s+not|couldn'?t|can'?t|cannot|can\s+not)\s+(?:be\s+)?f(?:i|ou)nd\s+"
+    r"(?:that|this|the|your|the\s+requested)?\s*(?:page|article|story)\b"
+    r"|\b(?:page|article|story)\s+(?:has\s+been|was)\s+(?:removed|deleted)\b"
+    r"|(?:页面|頁面|网页|網頁|文章|内容|內容|新闻|新聞|稿件|信息|資訊)"
+    r"(?:已被|已经|已經|已)?(?:不存在|删除|刪除|下线|下線|找不到|未找到)"
+    r"|找不到(?:该|該|此|您要的|你要的|您要找的|你要找的|相关|相關)?(?:页面|頁面|网页|網頁|文章|内容|內容)"
+    r"|ページが見つかりません|ページは見つかりません|見つかりませんでした",
+    re.IGNORECASE,
+)
+_NOT_FOUND_TITLE = re.compile(rf"\b404\b|{_NOT_FOUND_WORDS.pattern}", re.IGNORECASE)
+SOFT_GONE_SHARE = 0.2  # a soft 404 keeps less than this share of the article's text
+KEPT_SHARE = 0.2  # ... and a replacement page less than this share of its paragraphs
+FRONT_PAGE_LINKS = 12  # a front page links to at least this many pages
+FRONT_PAGE_LINK_SHARE = 0.5  # and link text is at least this share of its text
+
+
+def soft_removal(
+    old: Article,
+    new: Article,
+    *,
+    page_url: str,
+    old_metadata: dict[str, Any] | None = None,
+    new_metadata: dict[str, Any] | None = None,
+) -> str | None:
+    """Why a page that answered 200 at ``page_url`` is no longer the article
+    ``old`` was, or None when it still is (any edit, however large).
+
+    Two general signals, each only once the article's own text has left the
+    page: the page says it was not found (a "soft 404"), with a body tiny next
+    to the article's; or the page is a front page (its canonical URL is the
+    site root, or it is a list of many links where the article was prose).
+    """
+    old_text, new_text = _prose_length(old), _prose_length(new)
+    if not old_text or _kept_share(old, new) >= KEPT_SHARE:
+        return None
+    if new_text <= old_text * SOFT_GONE_SHARE:
+        said = _says_not_found(new)
+        if said is not None:
+            return f'a "soft 404": the page says "{said}"'
+    old_canonical = (old_metadata or {}).get("canonical_url")
+    new_canonical = (new_metadata or {}).get("canonical_url")
+    if (
+        isinstance(new_canonical, str)
+        and _is_site_root(new_canonical)
+        and not _is_site_root(page_url)
+        and not (isinstance(old_canonical, str) and _is_site_root(old_canonical))
+    ):
+        return f"replaced by a front page (its canonical address is the site root, {new_canonical})"
+    links = _front_page_links(new)
+    if links and _front_page_links(old) == 0:
+        return f"replaced by a front page (a list of {links} links where the article was)"
+    return None
+
+
+def _prose_length(article: Article) -> int:
+    """Characters of the article's own text (link lists are navigation)."""
+    return sum(len(b.text) for b in article.blocks if b.kind is not BlockKind.LINK_LIST)
+
+
+def _kept_share(old: Article, new: Article) -> float:
+    """The share of the old article's text blocks still on the new page."""
+    olds = [b.stable_text for b in old.blocks if b.kind is not BlockKind.LINK_LIST and b.text]
+    if not olds:
+        return 0.0
+    news = {b.stable_text for b in new.blocks}
+    return sum(1 for text in olds if text in news) / len(olds)
+
+
+def _says_not_found(article: Article) -> str | None:
+    """The not-found phrase in the title, a heading or the text, if any."""
+    for block in (None, *article.blocks):
+        heading = block is None or block.kind is BlockKind.HEADING
+        pattern = _NOT_FOUND_TITLE if heading else _NOT_FOUND_WORDS
+        found = pattern.search(article.title if block is None else block.text)
+        if found is not None:
+            return found.group()
+    return None
+
+
+def _front_page_links(article: Article) -> int:
+    """How many distinct pages the article links to, when it reads as a list
+    of links (FRONT_PAGE_LINKS or more, mostly link text); else 0."""
+    hrefs = {link.href for block in article.blocks for link in block.links if link.href}
+    if len(hrefs) < FRONT_PAGE_LINKS:
+        return 0
+    total = sum(len(b.text) for b in article.blocks) or 1
+    linked = sum(len(link.text) for b in article.blocks for link in b.links)
+    return len(hrefs) if linked >= total * FRONT_PAGE_LINK_SHARE else 0
+
+
+def _is_site_root(url: str) -> bool:
+    path = urlsplit(url).path.strip("/").lower()
+    return path in ("", "index.html", "index.htm", "index.php", "index.shtml")
 
 
 def _redirect_kind(final: str) -> str:

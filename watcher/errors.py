@@ -54,12 +54,28 @@ class BodyTooLargeError(FetchError):
     """The response body exceeded the configured maximum size."""
 
 
+class RefusedAddressError(FetchError):
+    """The URL (or a redirect hop) leads somewhere watcher must not fetch from:
+    a non-public address (see WATCHER_ALLOW_HOSTS) or a scheme other than
+    http/https. Never retried."""
+
+
 class HTTPStatusError(FetchError):
     """The server answered with an error status we do not treat as a value."""
 
     def __init__(self, url: str, status: int, reason: str | None = None) -> None:
         self.status = status
         super().__init__(url, reason or f"HTTP {status}")
+
+
+class NotAnArticleError(WatcherError):
+    """A page answered 200 but holds no article to archive: a PDF, an image,
+    plain text, an empty or unextractable body. Recorded as a failed check
+    (``reason`` names the content type and size), never as a version."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        super().__init__(f"{url}: {reason}", reason=reason)
 
 
 class ChangeRecordError(WatcherError):

@@ -5,19 +5,34 @@ guess), cleaned of scripts and presentational attributes and serialised on one
 line, which is the seed snapshot format. Whatever the input, ``extract``
 returns a value: an unusable page gives an empty ``body_html``.
 
+URLs are judged as a browser reads them (:mod:`watcher.safeurl`): a
+``java&#x09;script:`` or ``&#x01;javascript:`` link loses its href like a
+plain ``javascript:`` one, and ``data:`` survives only as a picture's source.
+
 lxml is used directly rather than through BeautifulSoup: it is an order of
 magnitude faster on multi-megabyte pages and keeps attributes in source order,
 which the seed format relies on. The small serialiser below writes void
 elements as ``<img .../>`` like the existing seed captures.
+
+Hostile pages are bounded here: a page nested deeper than libxml2 reads
+(2048 levels, even with ``huge_tree``; past it the rest of the page is
+silently dropped) is flattened first (:func:`flatten`); titles and metadata
+values are capped (a 1 MB ``<title>``); NUL characters are dropped and lone
+surrogates (JSON-LD ``"\\ud800"``) become U+FFFD; a canonical URL counts only
+on the page's own site, so a page cannot claim another site's article.
 """
 
 from __future__ import annotations
 
+import html as html_mod
 import json
 import logging
 import re
+import threading
 import unicodedata
+from collections import Counter
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -25,7 +40,9 @@ import lxml.html
 from lxml import etree
 from readability import Document
 
+from watcher.imageid import registrable_domain
 from watcher.models import ExtractedPage, PageMetadata
+from watcher.safeurl import SCRIPT_SCHEMES, scheme
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +58,8 @@ KEEP_ATTRIBUTES = frozenset(
     | {"poster", "controls", "allowfullscreen", "cite", "type", "media", "dir"}
 )
 URL_ATTRIBUTES = frozenset({"href", "src", "srcset", "poster", "cite"})
+# Where a data: URL can only be a picture (never a document that runs script).
+IMAGE_URL_TAGS = frozenset({"img", "source", "video"})
 VOID_TAGS = frozenset(
     {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param"}
     | {"source", "track", "wbr"}
@@ -52,16 +71,45 @@ ARTICLE_TYPES = frozenset(
     {"NewsArticle", "Article", "ReportageNewsArticle", "AnalysisNewsArticle"}
     | {"OpinionNewsArticle", "BlogPosting", "LiveBlogPosting"}
 )
-_SCRIPT_URL = re.compile(r"^\s*(javascript|vbscript|data\s*:\s*text/html)", re.I)
+# What serialisation may turn into a leading space: one_line() strips Unicode
+# whitespace at line ends and joins lines with " ", which a browser strips.
+_LEADING_SPACE = re.compile(r"^[\x00-\x20\s]+")
+_SRCSET_SPLIT = re.compile(r"[\s,]+")
+_DATA_IMAGE = re.compile(r"data:image/", re.IGNORECASE)
+_ARIA_ATTRIBUTE = re.compile(r"aria-[a-z0-9_-]+")
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_PARSER = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, huge_tree=True)
 _EMPTY_METADATA = PageMetadata()
+TITLE_MAX = 300  # characters; a longer title is cut, with an ellipsis
+METADATA_MAX = 2000  # characters of any other metadata value
+# A page past libxml2's depth limit is flattened (see flatten): runs of start
+# tags keep RUN_KEEP elements at each end; then wrapper elements deeper than
+# FLAT_DEPTH are left out (their content kept), and every element deeper than
+# HARD_DEPTH, below the 256 levels readability's own parser reads.
+RUN_KEEP = 8
+FLAT_DEPTH = 128
+HARD_DEPTH = 240
+WRAPPER_TAGS = frozenset({"div", "span", "section", "font", "center", "aside", "header"})
+STRUCTURE_TAGS = frozenset({"html", "head", "body", "main", "article"})  # never left out
+REFRESH_FOLLOW_S = 5.0  # a meta refresh sooner than this is a redirect
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+_META_TAG = re.compile(r"<meta\b[^>]*>", re.IGNORECASE)
+_NOSCRIPT = re.compile(r"<noscript\b.*?</noscript\s*>", re.IGNORECASE | re.DOTALL)
+_REFRESH = re.compile(r"""http-equiv\s*=\s*["']?\s*refresh\b""", re.IGNORECASE)
+_CONTENT = re.compile(r"""\bcontent\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
+_REFRESH_VALUE = re.compile(
+    r"""^\s*(\d*\.?\d*)\s*[;,]?\s*(?:url\s*=\s*)?(["']?)(.*?)\2?\s*$""", re.IGNORECASE | re.DOTALL
+)
+_local = threading.local()
 
 
 def extract(html: str, url: str) -> ExtractedPage:
     """Return the article body and metadata of ``html``, fetched from ``url``."""
+    html = _clean_input(html)
     root = _parse(html)
+    if root is not None and _too_deep():
+        html = flatten(html)
+        root = _parse(html)
     if root is None:
         return ExtractedPage(title="", url=url, body_html="", metadata=_EMPTY_METADATA)
     metadata = extract_metadata(root, url)
@@ -75,16 +123,158 @@ def extract(html: str, url: str) -> ExtractedPage:
     )
 
 
+def _clean_input(html: str) -> str:
+    """No XML declaration (lxml refuses one in a str); no NUL (a browser
+    ignores it) and no lone surrogate (U+FFFD), which no database stores."""
+    html = _XML_DECLARATION.sub("", html, count=1)
+    return _NOT_TEXT.sub(_replacement, html)
+
+
+def _replacement(match: re.Match[str]) -> str:
+    return "" if match.group() == "\x00" else "\ufffd"
+
+
+def _parser() -> lxml.html.HTMLParser:
+    """One parser per thread (an lxml parser serialises the threads sharing
+    it, and its error log tells this thread's parse)."""
+    parser: lxml.html.HTMLParser | None = getattr(_local, "parser", None)
+    if parser is None:
+        parser = _local.parser = lxml.html.HTMLParser(
+            remove_comments=True, remove_pis=True, huge_tree=True
+        )
+    return parser
+
+
 def _parse(html: str) -> lxml.html.HtmlElement | None:
     """Parse leniently; None when there is no document at all."""
-    html = _XML_DECLARATION.sub("", html, count=1)
     if not html.strip():
         return None
     try:
-        return lxml.html.document_fromstring(html, parser=_PARSER)
+        return lxml.html.document_fromstring(html, parser=_parser())
     except (etree.ParserError, ValueError) as exc:
         log.debug("unparseable page: %s", exc)
         return None
+
+
+def _too_deep() -> bool:
+    """The last parse in this thread stopped at libxml2's depth limit."""
+    return any("Excessive depth" in error.message for error in _parser().error_log)
+
+
+# --- deep documents -----------------------------------------------------------
+
+
+def flatten(html: str) -> str:
+    """``html`` nested shallowly enough for libxml2 and readability.
+
+    Nesting that deep is a run of start tags with nothing between them
+    (``<div><div><div>...``): of each run only the first and last RUN_KEEP
+    elements are kept, so the structure next to the content stays as it was.
+    Whatever is still deeper loses its wrapper elements past FLAT_DEPTH and
+    every element past HARD_DEPTH. Text, entities and the markup kept are
+    written back as they were.
+    """
+    flattener = _Flattener()
+    flattener.feed(html)
+    flattener.close()
+    flattener.flush()
+    return "".join(flattener.out)
+
+
+class _Flattener(HTMLParser):
+    """A streaming re-serialiser (Python's tokenizer has no depth limit)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.out: list[str] = []
+        self.run: list[tuple[str, str]] = []  # (tag, raw text) of start tags in a row
+        self.open: list[tuple[str, bool]] = []  # (tag, written) of each open element
+        self.counts: Counter[str] = Counter()  # open elements by tag
+        self.depth = 0  # written elements open
+
+    def flush(self) -> None:
+        """Decide on the run of start tags that just ended, and write it."""
+        run, self.run = self.run, []
+        for index, (tag, raw) in enumerate(run):
+            chained = RUN_KEEP <= index < len(run) - RUN_KEEP
+            limit = FLAT_DEPTH if tag in WRAPPER_TAGS else HARD_DEPTH
+            written = (tag in STRUCTURE_TAGS or not chained) and self.depth < limit
+            self.open.append((tag, written))
+            self.counts[tag] += 1
+            if written:
+                self.depth += 1
+                self.out.append(raw)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        raw = self.get_starttag_text() or f"<{tag}>"
+        if tag in VOID_TAGS:
+            self.flush()
+            self.out.append(raw)
+        else:
+            self.run.append((tag, raw))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.flush()
+        self.out.append(self.get_starttag_text() or f"<{tag}/>")
+
+    def handle_endtag(self, tag: str) -> None:
+        self.flush()
+        if not self.counts[tag]:
+            self.out.append(f"</{tag}>")  # a stray end tag: the parser ignores it
+            return
+        while True:  # elements left open inside this one close with it
+            name, written = self.open.pop()
+            self.counts[name] -= 1
+            self.depth -= written
+            if name == tag:
+                break
+        if written:
+            self.out.append(f"</{tag}>")
+
+    def handle_data(self, data: str) -> None:
+        if self.run and not data.strip():
+            return  # whitespace inside a run of start tags
+        self.flush()
+        self.out.append(data)
+
+    def handle_entityref(self, name: str) -> None:
+        self.flush()
+        self.out.append(f"&{name};")
+
+    def handle_charref(self, name: str) -> None:
+        self.flush()
+        self.out.append(f"&#{name};")
+
+    def handle_decl(self, decl: str) -> None:
+        self.flush()
+        self.out.append(f"<!{decl}>")
+
+    def unknown_decl(self, data: str) -> None:
+        self.flush()
+        self.out.append(f"<![{data}]>")
+
+
+# --- meta refresh -------------------------------------------------------------
+
+
+def refresh_target(html: str, url: str) -> str | None:
+    """Where a ``<meta http-equiv="refresh">`` sends the reader within
+    REFRESH_FOLLOW_S seconds: a redirect made in HTML. None when there is no
+    such refresh, or it reloads the page itself. One inside <noscript> is for
+    browsers without scripts: a browser that runs them never follows it."""
+    for tag in _META_TAG.findall(_NOSCRIPT.sub("", html[:65_536])):
+        content = _CONTENT.search(tag)
+        if not _REFRESH.search(tag) or content is None:
+            continue
+        value = html_mod.unescape(next(g for g in content.groups() if g is not None))
+        match = _REFRESH_VALUE.match(value)
+        if match is None or not match.group(3).strip():
+            continue
+        delay = float(match.group(1)) if match.group(1).strip(".") else 0.0
+        target = urljoin(url, match.group(3).strip())
+        if delay <= REFRESH_FOLLOW_S and urlsplit(target).scheme in ("http", "https"):
+            return None if target == url else target
+    return None
 
 
 # --- body -------------------------------------------------------------------
@@ -117,8 +307,8 @@ def _readability_body(html: str) -> lxml.html.HtmlElement | None:
     error it raises means "no body" rather than a crash.
     """
     try:
-        summary = Document(_XML_DECLARATION.sub("", html, count=1)).summary(html_partial=True)
-        fragment = lxml.html.fragment_fromstring(summary, create_parent="div", parser=_PARSER)
+        summary = Document(html).summary(html_partial=True)
+        fragment = lxml.html.fragment_fromstring(summary, create_parent="div", parser=_parser())
     except Exception as exc:
         log.debug("readability found no article: %s", exc)
         return None
@@ -137,14 +327,28 @@ def clean(element: lxml.html.HtmlElement) -> None:
             el.drop_tree()
     for el in element.iter():
         for name in list(el.attrib):
-            if not _keep_attribute(name, el.attrib[name]):
+            if not _keep_attribute(el.tag, name, el.attrib[name]):
                 del el.attrib[name]
 
 
-def _keep_attribute(name: str, value: str) -> bool:
-    if name in URL_ATTRIBUTES and _SCRIPT_URL.match(value):
+def _keep_attribute(tag: str, name: str, value: str) -> bool:
+    if name in URL_ATTRIBUTES and not _safe_url(tag, name, value):
         return False
-    return name in KEEP_ATTRIBUTES or name.startswith("aria-")
+    return name in KEEP_ATTRIBUTES or bool(_ARIA_ATTRIBUTE.fullmatch(name))
+
+
+def _safe_url(tag: str, name: str, value: str) -> bool:
+    """No script URL however spelled, and data: only where it can be nothing but
+    an image; each candidate of a srcset is checked."""
+    candidates = _SRCSET_SPLIT.split(value) if name == "srcset" else [value]
+    for candidate in candidates:
+        url = _LEADING_SPACE.sub("", candidate)
+        found = scheme(url)
+        if found in SCRIPT_SCHEMES:
+            return False
+        if found == "data" and not (tag in IMAGE_URL_TAGS and _DATA_IMAGE.match(url)):
+            return False
+    return True
 
 
 def serialise(element: lxml.html.HtmlElement) -> str:
@@ -153,14 +357,22 @@ def serialise(element: lxml.html.HtmlElement) -> str:
     for event, el in etree.iterwalk(element, events=("start", "end")):
         if event == "start":
             parts.append(_open_tag(el))
-            text = el.text or ""
-            parts.append(text if el.tag in RAW_TEXT_TAGS else _escape_text(text))
+            parts.append(_element_text(el))
         else:
             if el.tag not in VOID_TAGS:
                 parts.append(f"</{el.tag}>")
             if el is not element:
                 parts.append(_escape_text(el.tail or ""))
     return one_line("".join(parts))
+
+
+def _element_text(el: lxml.html.HtmlElement) -> str:
+    """Escaped text; raw for raw-text elements, unless it holds what a browser
+    could read as their end tag (then escaped: shown as text, never markup)."""
+    text: str = el.text or ""
+    if el.tag not in RAW_TEXT_TAGS or f"</{el.tag}" in text.lower():
+        return _escape_text(text)
+    return text
 
 
 def _open_tag(el: lxml.html.HtmlElement) -> str:
@@ -225,15 +437,19 @@ def extract_metadata(root: lxml.html.HtmlElement, url: str) -> PageMetadata:
 
 
 def _title(root: lxml.html.HtmlElement, metadata: PageMetadata) -> str:
-    """og:title, else the first <h1>, else <title>."""
+    """og:title, else the first <h1>, else <title>; at most TITLE_MAX characters."""
     if metadata.og_title:
-        return metadata.og_title
+        return _cut(metadata.og_title, TITLE_MAX)
     for tag in ("h1", "title"):
         for el in root.iter(tag):
             text = _normalise_space(el.text_content())
             if text:
-                return text
+                return _cut(text, TITLE_MAX)
     return ""
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _canonical(root: lxml.html.HtmlElement, url: str) -> str | None:
@@ -245,9 +461,16 @@ def _canonical(root: lxml.html.HtmlElement, url: str) -> str | None:
             continue
         resolved = urljoin(url, href)
         parts = urlsplit(resolved)
-        if parts.scheme in ("http", "https") and parts.netloc:
+        if parts.scheme in ("http", "https") and parts.netloc and _same_site(resolved, url):
             return resolved
     return None
+
+
+def _same_site(a: str, b: str) -> bool:
+    """Both URLs on one registrable domain (a page may name its own site's
+    address for itself, never another site's article)."""
+    host_a, host_b = urlsplit(a).hostname or "", urlsplit(b).hostname or ""
+    return registrable_domain(host_a) == registrable_domain(host_b)
 
 
 def _meta_properties(root: lxml.html.HtmlElement) -> dict[str, str]:
@@ -315,7 +538,9 @@ def _ld_author(article: dict[str, Any] | None) -> str | None:
 
 
 def _normalise_space(text: str | None) -> str | None:
-    """Collapse runs of whitespace; None for missing or blank text."""
+    """Collapse runs of whitespace; None for missing or blank text. Bounded
+    (METADATA_MAX), without NUL or lone surrogates (JSON-LD escapes them in)."""
     if text is None:
         return None
-    return " ".join(text.split()) or None
+    text = _NOT_TEXT.sub(_replacement, text[: METADATA_MAX * 4])
+    return _cut(" ".join(text.split()), METADATA_MAX) or None

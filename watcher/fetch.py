@@ -11,7 +11,9 @@ those three needs a tenacity ``AsyncRetrying`` setup would be longer than the
 loop it replaces and harder to read.
 
 Bodies are streamed and counted as they arrive (after content decoding), so a
-response is abandoned as soon as it passes ``max_body_bytes``.
+response is abandoned as soon as it passes ``max_body_bytes``. Content decoding
+is watcher/inflate.py's, not httpx's: it inflates in bounded pieces, so a few
+KB of gzip or brotli that would become gigabytes are stopped at the limit too.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import codecs
 import email.utils
 import hashlib
 import logging
+import math
+import os
 import random
 import re
 import time
@@ -32,7 +36,9 @@ from types import TracebackType
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import charset_normalizer
+import httpcore
 import httpx
+from charset_normalizer.md import mess_ratio
 
 from watcher.errors import (
     BodyTooLargeError,
@@ -40,7 +46,10 @@ from watcher.errors import (
     FetchTimeoutError,
     HTTPStatusError,
     InvalidURLError,
+    RefusedAddressError,
 )
+from watcher.guard import AddressPolicy, AddressRefused, GuardedBackend, Resolve
+from watcher.inflate import ACCEPT_ENCODING, Decoder, DecodingError
 from watcher.models import FetchResult
 from watcher.settings import FetchSettings
 
@@ -59,9 +68,25 @@ _SUPERSETS = {
     "gb2312": "gb18030",
     "gbk": "gb18030",
     "big5": "big5hkscs",
+    "shift_jis": "cp932",
+    "euc_kr": "cp949",
     "iso8859-1": "cp1252",
     "ascii": "cp1252",
 }
+# Text codecs that are not character sets (codec names, as codecs.lookup gives them).
+_NOT_CHARSETS = frozenset(
+    {"idna", "punycode", "undefined", "unicode-escape", "raw-unicode-escape", "utf-7"}
+)
+# Overriding a declared charset needs evidence: this many non-ASCII characters,
+# and this many undecodable ones (over UNDECODABLE_SHARE of them) or a mess
+# ratio over PLAUSIBLE_MESS; then a guess that fits better by DECLARED_MARGIN.
+MIN_EVIDENCE = 16
+UNDECODABLE_SHARE = 0.2
+PLAUSIBLE_MESS = 0.1
+DECLARED_MARGIN = 0.1
+MESS_SCAN_CHARS = 262_144  # judge the encoding on the start of the page ...
+MESS_SAMPLE_CHARS = 8_192  # ... and on this much of its non-ASCII text
+_TAG = re.compile(r"<[^<>]*>")
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8"),
     (codecs.BOM_UTF16_LE, "utf-16-le"),
@@ -112,12 +137,87 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
+class _GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's own transport over a connection pool whose network backend is
+    the guard (watcher/guard.py), so every connection, redirect hops included,
+    goes to a checked address.
+
+    httpx 0.28 has no parameter for a network backend (only httpcore's pool
+    does), so this sets ``_pool``, the one attribute the inherited methods use;
+    tests/test_ssrf.py fails loudly if a new httpx stops honouring it.
+    """
+
+    def __init__(self, pool: httpcore.AsyncConnectionPool) -> None:
+        self._pool = pool
+
+
+def guarded_transport(
+    settings: FetchSettings,
+    *,
+    resolve: Resolve | None = None,
+    backend: httpcore.AsyncNetworkBackend | None = None,
+) -> httpx.AsyncBaseTransport:
+    """The transport every fetch uses: it refuses non-public addresses (except
+    ``settings.allow_hosts``) at connect time. ``resolve`` and ``backend`` are
+    for tests (a fake DNS, a recording connect)."""
+    limits = httpx.Limits(max_connections=settings.max_connections)
+    guard = GuardedBackend(
+        AddressPolicy.allowing(settings.allow_hosts), resolve=resolve, backend=backend
+    )
+    return _GuardedTransport(
+        httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            http1=True,
+            http2=False,
+            network_backend=guard,
+        )
+    )
+
+
+class _RefusedRedirect(Exception):
+    """A redirect to a scheme other than http/https (raised by a response hook)."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__(target)
+        self.target = target
+
+
+async def _refuse_other_schemes(response: httpx.Response) -> None:
+    """Stop before following a redirect to file://, ftp://, gopher://, ...
+
+    httpx would refuse to follow it too, but with a message that does not say
+    where the redirect pointed.
+    """
+    if not response.has_redirect_location:
+        return
+    location = response.headers["Location"]
+    try:
+        target = response.request.url.join(location)
+    except httpx.InvalidURL:
+        return  # httpx raises its own error for it
+    if target.scheme not in _ALLOWED_SCHEMES:
+        raise _RefusedRedirect(location)
+
+
+def _refused(url: str, exc: AddressRefused | _RefusedRedirect) -> RefusedAddressError:
+    if isinstance(exc, _RefusedRedirect):
+        reason = f"refused (after a redirect): {exc.target} is not an http or https URL"
+        return RefusedAddressError(url, reason)
+    redirected = exc.host != httpx.URL(url).raw_host.decode("ascii")
+    return RefusedAddressError(url, exc.reason(redirected=redirected))
+
+
 class Fetcher:
     """One shared HTTP client with global and per-host concurrency limits.
 
     Use as ``async with Fetcher(settings) as fetcher: await fetcher.fetch(url)``.
     ``sleep`` and ``transport`` exist so tests can run without waiting and
-    without a network.
+    without a network. The default transport is :func:`guarded_transport`;
+    environment proxies (HTTP_PROXY, ...) are not used, since a proxy would
+    connect where the guard cannot check.
     """
 
     def __init__(
@@ -138,8 +238,9 @@ class Fetcher:
             http2=False,
             timeout=httpx.Timeout(self.settings.timeout_s),
             limits=httpx.Limits(max_connections=self.settings.max_connections),
-            headers={"User-Agent": self.settings.user_agent},
-            transport=transport,
+            headers={"User-Agent": self.settings.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
+            transport=transport if transport is not None else guarded_transport(settings),
+            event_hooks={"response": [_refuse_other_schemes]},
         )
 
     async def __aenter__(self) -> Fetcher:
@@ -207,6 +308,8 @@ class Fetcher:
             try:
                 async with asyncio.timeout(self.settings.timeout_s):
                     return await self._request(url, headers, etag, last_modified)
+            except (AddressRefused, _RefusedRedirect) as exc:
+                raise _refused(url, exc) from None
             except (TimeoutError, httpx.TimeoutException):
                 reason = f"no complete answer within {self.settings.timeout_s:g}s"
                 raise _Retryable(FetchTimeoutError(url, reason)) from None
@@ -236,24 +339,47 @@ class Fetcher:
             if status == 304:
                 return replace(head, not_modified=True)
             body = await self._read_body(url, response)
-        text, encoding = decode_body(body, response.headers.get("Content-Type"))
+        content_type = response.headers.get("Content-Type")
+        text, encoding = decode_body(body, content_type)
         digest = hashlib.sha256(body).hexdigest()
-        return replace(head, text=text, body_sha256=digest, encoding=encoding)
+        return replace(
+            head,
+            text=text,
+            body_sha256=digest,
+            encoding=encoding,
+            content_type=content_type,
+            body_bytes=len(body),
+        )
 
     async def _read_body(self, url: str, response: httpx.Response) -> bytes:
-        """Read the decompressed body, giving up as soon as it passes the limit."""
+        """Read and decode the body, giving up as soon as it passes the limit.
+
+        The raw stream is decoded here a bounded piece at a time (a bomb never
+        inflates past the limit), yielding to the event loop between pieces
+        so other fetches and the attempt's timeout keep running.
+        """
         limit = self.settings.max_body_bytes
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
             raise BodyTooLargeError(url, f"Content-Length {declared} exceeds {limit} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLargeError(url, f"body exceeds {limit} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        decoder = Decoder(response.headers.get_list("Content-Encoding", split_commas=True))
+        body = bytearray()
+        received = 0
+        try:
+            async for raw in response.aiter_raw():
+                received += len(raw)
+                for piece in decoder.feed(raw):
+                    if len(body) + len(piece) > limit:
+                        raise BodyTooLargeError(url, f"body exceeds {limit} bytes")
+                    body += piece
+                    if decoder.layers:
+                        await asyncio.sleep(0)
+                if received > limit:  # compressed data that inflates to nothing, forever
+                    raise BodyTooLargeError(url, f"body exceeds {limit} bytes")
+            decoder.finish()
+        except DecodingError as exc:
+            raise FetchError(url, str(exc)) from None
+        return bytes(body)
 
 
 def _conditional_headers(etag: str | None, last_modified: str | None) -> dict[str, str]:
@@ -266,24 +392,47 @@ def _conditional_headers(etag: str | None, last_modified: str | None) -> dict[st
 
 
 def _describe(exc: Exception) -> str:
-    """A short log-line reason; httpx messages are sometimes empty."""
-    detail = str(exc).strip()
+    """A short log-line reason: the first message in the exception's chain
+    (httpx's own is sometimes empty: a reset mid-body is a bare ReadError),
+    plus the system's words for the root cause when they add something
+    ("All connection attempts failed (Connection refused)")."""
+    messages: list[str] = []
+    system = ""
+    cause: BaseException | None = exc
+    for _ in range(8):
+        if cause is None:
+            break
+        if text := " ".join(str(cause).split()):
+            messages.append(text)
+        if isinstance(cause, OSError) and cause.errno:
+            system = os.strerror(cause.errno)
+        cause = cause.__cause__ or cause.__context__
+    detail = messages[0] if messages else ""
+    if system and system.lower() not in detail.lower():
+        detail = f"{detail} ({system})" if detail else system
     kind = type(exc).__name__
     return f"{kind}: {detail}" if detail else kind
 
 
 def _parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date).
+
+    None for anything else: ``nan``, ``inf`` and negative numbers included
+    (a nan wait once stalled the event loop's timer heap), so the retry falls
+    back to the usual back-off.
+    """
     if not value:
         return None
     value = value.strip()
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
@@ -294,8 +443,11 @@ def decode_body(body: bytes, content_type: str | None) -> tuple[str, str]:
     """Decode a page the way a browser would; return ``(text, encoding)``.
 
     Order: byte-order mark, Content-Type charset, ``<meta>`` charset in the
-    first few KB, then detection. A declared charset is trusted (as browsers
-    do), so a few bad bytes become U+FFFD instead of a wrong second guess.
+    first few KB, then detection. Only character sets count as a declaration
+    (``charset=base64``, ``idna`` or ``rot13`` are ignored, as browsers do).
+    A declared charset is trusted (as browsers do), so a few bad bytes become
+    U+FFFD instead of a wrong second guess; only when the bytes clearly deny
+    it (GBK bytes labelled UTF-8 or Shift_JIS) does a better-fitting guess win.
     """
     for bom, name in _BOMS:
         if body.startswith(bom):
@@ -303,8 +455,62 @@ def decode_body(body: bytes, content_type: str | None) -> tuple[str, str]:
     declared = _normalise_encoding(_header_charset(content_type)) or _normalise_encoding(
         _meta_charset(body[:META_SNIFF_BYTES])
     )
-    encoding = declared or _detect_encoding(body)
+    encoding = _choose_encoding(body, declared)
     return body.decode(encoding, errors="replace"), encoding
+
+
+def _choose_encoding(body: bytes, declared: str | None) -> str:
+    """The declared encoding unless the bytes clearly deny it and a guess fits better."""
+    if declared is None:
+        return _detect_encoding(body)
+    if declared == "utf-8" and _is_utf8(body):
+        return declared  # the common case, and valid UTF-8 is never an accident
+    text = body.decode(declared, errors="replace")
+    if not _denied(text):
+        return declared
+    guess = _detect_encoding(body)
+    if guess == declared:
+        return declared
+    fits_better = _misfit(body.decode(guess, errors="replace")) + DECLARED_MARGIN < _misfit(text)
+    return guess if fits_better else declared
+
+
+def _denied(text: str) -> bool:
+    """Decoded ``text`` is plainly not what the page says: many undecodable
+    bytes, or mojibake (a mess ratio no real text has)."""
+    foreign = _foreign(text)
+    if foreign < MIN_EVIDENCE:
+        return False  # too little to go on: a few bad bytes stay U+FFFD
+    errors = text.count("\ufffd")
+    if errors >= MIN_EVIDENCE and errors > foreign * UNDECODABLE_SHARE:
+        return True
+    return _mess(text) > PLAUSIBLE_MESS
+
+
+def _misfit(text: str) -> float:
+    """How badly a decoding reads: its share of undecodable characters plus
+    charset_normalizer's mess ratio (0 for clean text)."""
+    return text.count("\ufffd") / (_foreign(text) or 1) + _mess(text)
+
+
+def _foreign(text: str) -> int:
+    """How many characters of ``text`` are not ASCII."""
+    return len(text) - len(text.encode("ascii", "ignore"))
+
+
+def _mess(text: str) -> float:
+    """charset_normalizer's mess ratio of the page's non-ASCII text runs (a
+    bounded sample: markup and ASCII runs say nothing about the encoding)."""
+    runs: list[str] = []
+    size = 0
+    for run in _TAG.split(text[:MESS_SCAN_CHARS]):
+        if run.isascii() or not (run := run.strip()):
+            continue
+        runs.append(run)
+        size += len(run)
+        if size >= MESS_SAMPLE_CHARS:
+            break
+    return mess_ratio("\n".join(runs)[:MESS_SAMPLE_CHARS], maximum_threshold=1.0)
 
 
 def _header_charset(content_type: str | None) -> str | None:
@@ -322,19 +528,27 @@ def _normalise_encoding(label: str | None) -> str | None:
     if not label:
         return None
     try:
-        name = codecs.lookup(label).name
+        codec = codecs.lookup(label)
     except LookupError:
         return None
-    return _SUPERSETS.get(name, name)
+    # base64, rot13, hex, zlib... turn bytes into bytes or str into str; idna,
+    # punycode and the escapes are text codecs but no page's character set.
+    if not codec._is_text_encoding or codec.name in _NOT_CHARSETS:
+        return None
+    return _SUPERSETS.get(codec.name, codec.name)
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _detect_encoding(body: bytes) -> str:
     """UTF-8 when the bytes are valid UTF-8 (cheap and by far the most common), else guess."""
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    else:
+    if _is_utf8(body):
         return "utf-8"
     best = charset_normalizer.from_bytes(body).best()
     return _normalise_encoding(best.encoding if best else None) or "utf-8"

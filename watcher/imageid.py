@@ -114,7 +114,7 @@ def image_key(src: str) -> str:
         parts = urlsplit(origin_url(src).strip())
     except ValueError:
         return src
-    family = _host_family(parts.hostname or "")
+    family = registrable_domain(parts.hostname or "")
     path = _canonical_path(parts.path)
     query = [(k, v) for k, v in parse_qsl(parts.query) if k.lower() not in RENDITION_PARAMS]
     return f"{family}{path}?{urlencode(sorted(query))}" if query else f"{family}{path}"
@@ -148,8 +148,9 @@ def _absolute(target: str) -> str:
 
 
 # -- the key ------------------------------------------------------------------
-def _host_family(host: str) -> str:
-    """The registrable domain: ``static.dw.com`` → ``dw.com``, ``ichef.bbci.co.uk`` → ``bbci.co.uk``."""
+def registrable_domain(host: str) -> str:
+    """The registrable domain: ``static.dw.com`` → ``dw.com``, ``ichef.bbci.co.uk`` → ``bbci.co.uk``
+    (the site a host belongs to; extract.py asks it whether a canonical URL is on the page's site)."""
     labels = host.lower().rstrip(".").split(".")
     if len(labels) <= 2 or labels[-1].isdigit():  # a bare domain or an IP address
         return ".".join(labels)

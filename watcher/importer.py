@@ -36,6 +36,14 @@ so an export re-imported elsewhere gives the same changes.
 Versions older than the newest version already stored for a URL cannot be
 placed in its history (``seq`` is append-only); they are reported as
 rejected with that reason.
+
+Archives may be hostile; a bad file is rejected with its reason, never stops
+the run. Only regular files of at most ``max_bytes`` (10 MB, the fetch cap)
+are read, never a FIFO or device, a path with a ``..`` part, or a symbolic
+link out of the imported folder (:func:`watcher.snapshot.read_bytes`); a
+stated time outside 1970..9999 is refused (:data:`watcher.snapshot.MAX_TIME_MS`);
+and git runs with a config under which nothing the repository names is
+executed (:data:`_GIT_SAFE_CONFIG`).
 """
 
 from __future__ import annotations
@@ -88,6 +96,9 @@ class Source:
     path: str | None = None
     repo: str | None = None
     blob: str | None = None
+    root: str | None = None  # the folder ``path`` was found in: it may not lead out
+    max_bytes: int = snapshot_mod.MAX_FILE_BYTES
+    refused: str | None = None  # why it is not read at all (reported as rejected)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,10 +216,15 @@ def glob_regex(patterns: Sequence[str]) -> re.Pattern[str]:
 
 
 def folder_sources(root: Path, globs: Sequence[str] = DEFAULT_GLOBS) -> Iterator[Source]:
-    """Matching files under ``root`` in sorted order; hidden folders (.git) skipped."""
+    """Matching files under ``root`` in sorted order; hidden folders (.git) skipped.
+
+    Symbolic links to folders are not followed; each file is checked when
+    read (:func:`watcher.snapshot.read_bytes`): only regular files inside
+    ``root`` are read. ``root`` itself, named by the user, may be a link.
+    """
     matcher = glob_regex(globs)
-    if root.is_file():
-        yield Source(str(root), root.stat().st_mtime_ns // 1_000_000, 0, path=str(root))
+    if not root.is_dir():  # one file named; read_bytes refuses a FIFO or device
+        yield Source(str(root), _mtime_ms(root), 0, path=str(root))
         return
     order = 0
     for folder, dirs, files in os.walk(root):
@@ -219,12 +235,15 @@ def folder_sources(root: Path, globs: Sequence[str] = DEFAULT_GLOBS) -> Iterator
             relative = path.relative_to(root).as_posix()
             if name.startswith(".") or not matcher.match(relative):
                 continue
-            try:
-                mtime = path.stat().st_mtime_ns // 1_000_000
-            except OSError:
-                mtime = 0  # read() reports the problem
-            yield Source(str(path), mtime, order, path=str(path))
+            yield Source(str(path), _mtime_ms(path), order, path=str(path), root=str(root))
             order += 1
+
+
+def _mtime_ms(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns // 1_000_000
+    except OSError:
+        return 0  # read() reports the problem
 
 
 def git_sources(repo: Path, globs: Sequence[str] = DEFAULT_GLOBS) -> Iterator[Source]:
@@ -235,10 +254,11 @@ def git_sources(repo: Path, globs: Sequence[str] = DEFAULT_GLOBS) -> Iterator[So
     listed once, at its first commit.
     """
     matcher = glob_regex(globs)
-    command = ["git", "-C", str(repo), "log", "-z", "--reverse", "--raw", "--no-renames",
-               "--no-abbrev", "--format=%x01%H %ct", "--", *(f":(glob){g}" for g in globs)]  # fmt: skip
+    command = [*_git(repo), "log", "-z", "--reverse", "--raw", "--no-renames", "--no-abbrev",
+               "--no-show-signature", "--no-ext-diff", "--no-textconv", "--no-color",
+               "--format=%x01%H %ct", "--", *(f":(glob){g}" for g in globs)]  # fmt: skip
     try:
-        proc = subprocess.run(command, capture_output=True, check=False)
+        proc = subprocess.run(command, capture_output=True, check=False, env=_git_env())
     except OSError as exc:
         raise WatcherError(f"cannot run git: {exc.strerror}") from exc
     if proc.returncode != 0:
@@ -267,8 +287,49 @@ def git_sources(repo: Path, globs: Sequence[str] = DEFAULT_GLOBS) -> Iterator[So
                 continue
             seen.add(blob)
             label = f"{repo}@{commit[:10]}:{path}"
-            yield Source(label, when, order, repo=str(repo), blob=blob)
+            refused = "a path with a '..' part: not read" if ".." in path.split("/") else None
+            yield Source(label, when, order, repo=str(repo), blob=blob, refused=refused)
             order += 1
+
+
+#: Given to every git run: nothing a repository's own config names is executed
+#: (an fsmonitor, hooks, a pager, an external diff or textconv, a signature
+#: checker, the transport of a partial clone's lazy fetch), and the root
+#: commit's files are always listed. No system or user config is read either
+#: (:func:`_git_env`).
+_GIT_PROTOCOLS = ("ext", "fd", "file", "git", "ssh", "http", "https", "ftp", "ftps")
+_GIT_SAFE_CONFIG: tuple[str, ...] = (
+    "core.fsmonitor=false",
+    "core.hooksPath=/dev/null",
+    "core.pager=cat",
+    "diff.external=",
+    "log.showSignature=false",
+    "log.showRoot=true",
+    "protocol.allow=never",
+    *(f"protocol.{name}.allow=never" for name in _GIT_PROTOCOLS),
+)
+
+
+def _git(repo: Path | str) -> list[str]:
+    config = [arg for setting in _GIT_SAFE_CONFIG for arg in ("-c", setting)]
+    return ["git", "--no-pager", *config, "-C", str(repo)]
+
+
+def _git_env() -> dict[str, str]:
+    """This environment without its GIT_* variables, plus: no system or
+    global config, no prompts, no pager, no lazy fetch of a partial clone's
+    missing objects (protocol.allow=never stops it too), no optional locks."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=os.devnull,
+        GIT_ATTR_NOSYSTEM="1",
+        GIT_TERMINAL_PROMPT="0",
+        GIT_PAGER="cat",
+        GIT_NO_LAZY_FETCH="1",
+        GIT_OPTIONAL_LOCKS="0",
+    )
+    return env
 
 
 # -- reading (in worker processes or in-process) -----------------------------------
@@ -277,19 +338,27 @@ class _GitReader:
 
     def __init__(self, repo: str) -> None:
         self.proc = subprocess.Popen(
-            ["git", "-C", repo, "cat-file", "--batch"],
+            [*_git(repo), "cat-file", "--batch"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            env=_git_env(),
         )
 
-    def read(self, blob: str) -> bytes:
+    def read(self, blob: str, label: str, max_bytes: int) -> bytes:
+        """The blob's bytes; SnapshotFormatError past ``max_bytes`` (read
+        through and dropped in small pieces, never held)."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(blob.encode() + b"\n")
         self.proc.stdin.flush()
         header = self.proc.stdout.readline().split()
         if len(header) != 3:
             raise OSError(f"git cat-file: {b' '.join(header).decode()}")
-        data = self.proc.stdout.read(int(header[2]))
+        size = int(header[2])
+        if size > max_bytes:
+            for left in range(size + 1, 0, -_CHUNK):
+                self.proc.stdout.read(min(left, _CHUNK))
+            raise SnapshotFormatError(label, snapshot_mod.too_large(size, max_bytes))
+        data = self.proc.stdout.read(size)
         self.proc.stdout.read(1)
         return data
 
@@ -299,6 +368,7 @@ class _GitReader:
         self.proc.wait()
 
 
+_CHUNK = 1 << 20
 _readers: dict[str, _GitReader] = {}
 
 
@@ -312,16 +382,19 @@ atexit.register(_close_readers)
 
 def _read(source: Source, limit: int | None = None) -> tuple[bytes, bool]:
     """The file's bytes (at most ``limit``) and whether they are all of it."""
+    if source.refused is not None:
+        raise SnapshotFormatError(source.label, source.refused)
     try:
         if source.path is not None:
-            with open(source.path, "rb") as handle:
-                data = handle.read(limit if limit is not None else -1)
+            data = snapshot_mod.read_bytes(
+                source.path, limit=limit, max_bytes=source.max_bytes, within=source.root
+            )
             return data, limit is None or len(data) < limit
         assert source.repo is not None and source.blob is not None
         reader = _readers.get(source.repo) or _readers.setdefault(
             source.repo, _GitReader(source.repo)
         )
-        return reader.read(source.blob), True
+        return reader.read(source.blob, source.label, source.max_bytes), True
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise SnapshotFormatError(source.label, f"cannot read file: {reason}") from exc
@@ -342,6 +415,9 @@ def read_header(source: Source) -> Header | Rejected:
         return Rejected(source.label, _reason(exc))
     undated = snap.captured_at is None
     captured = source.fallback_ms if snap.captured_at is None else snap.captured_at
+    if not snapshot_mod.MIN_TIME_MS <= captured <= snapshot_mod.MAX_TIME_MS:
+        what = "commit time" if source.blob else "modification time"
+        return Rejected(source.label, f"states no time, and its {what} is out of range")
     return Header(source, url, captured, undated)
 
 
@@ -447,7 +523,7 @@ def prepare_article(task: _Task) -> _ArticleResult:
             continue
         except Exception as exc:  # a parser bug must not stop the import: report it
             log.exception("cannot import %s", source.label)
-            rejected.append(Rejected(source.label, f"internal error: {exc!r}"))
+            rejected.append(Rejected(source.label, f"internal error: {exc!r}"[:200]))
             continue
         if chain.previous is not None and (
             note := _order_note(source, captured, chain.previous[0], chain.seq)
@@ -756,8 +832,11 @@ def import_paths(
     watch: bool = False,
     workers: int = 2,
     progress: Progress | None = None,
+    max_bytes: int = snapshot_mod.MAX_FILE_BYTES,
 ) -> ImportSummary:
-    """Import folder trees (or, with ``git``, repositories' histories)."""
+    """Import folder trees (or, with ``git``, repositories' histories).
+
+    Files over ``max_bytes`` (pass ``Settings.max_body``) are refused unread."""
     for path in paths:
         if not path.exists():
             raise WatcherError(f"{path}: no such file or folder")
@@ -765,6 +844,6 @@ def import_paths(
     for path in paths:
         found = git_sources(path, globs) if git else folder_sources(path, globs)
         offset = len(sources)
-        sources.extend(replace(s, order=s.order + offset) for s in found)
+        sources.extend(replace(s, order=s.order + offset, max_bytes=max_bytes) for s in found)
     importer = Importer(store, archive_dir, watch=watch, workers=workers, progress=progress)
     return importer.run(sources)

@@ -162,6 +162,8 @@ class FetchResult:
     encoding: str | None = None
     duration_ms: float = 0.0
     not_modified: bool = False
+    content_type: str | None = None  # the Content-Type header, as sent
+    body_bytes: int | None = None  # size of the (decompressed) body
 
     @property
     def gone(self) -> bool:

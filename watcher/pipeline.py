@@ -14,19 +14,23 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from watcher import archive, schedule
 from watcher import snapshot as snapshot_mod
 from watcher.article import parse_article
 from watcher.boilerplate import THRESHOLD, Boilerplate, fingerprints, host_of
-from watcher.diff import Redirect, Revert, classify, removal
-from watcher.errors import HTTPStatusError, WatcherError
-from watcher.extract import extract
+from watcher.diff import Redirect, Revert, classify, removal, soft_removal
+from watcher.errors import HTTPStatusError, NotAnArticleError, WatcherError
+from watcher.extract import extract, refresh_target
 from watcher.fetch import Fetcher
 from watcher.models import Article, Change, FetchResult, Snapshot, TimeBasis, change_from_dict
 from watcher.outputs.reports import SiteUpdates, write_change_reports
@@ -44,6 +48,18 @@ from watcher.store import (
 log = logging.getLogger(__name__)
 FAILING_AFTER = 3  # consecutive errors before a watch shows as "failing"
 BOILERPLATE_TTL_S = 300.0
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+# Types a server sends when it does not know (and XML, which XHTML is sent
+# as): the body decides, as a browser's sniffing does.
+SNIFFED_TYPES = frozenset(
+    {"", "application/octet-stream", "unknown/unknown", "text/xml", "application/xml"}
+)
+# WHATWG MIME sniffing's HTML signatures (and <main>, <article>, <?xml ... <html).
+_HTML_START = re.compile(
+    r"\s*(?:<\?xml[^>]*>\s*)?<(?:!doctype\s+html|html|head|script|iframe|h1|div|font|table"
+    r"|a|style|title|b|body|br|p|main|article|meta|!--)[\s/>]",
+    re.IGNORECASE,
+)
 
 
 class Abandoned(Exception):
@@ -97,6 +113,8 @@ class Pipeline:
         self.site_updates = SiteUpdates(settings)
         self._stopping = threading.Event()
         self._learned: dict[str, tuple[float, Boilerplate]] = {}
+        self.journal = archive.Journal(settings.archive_dir, settings.home / archive.PENDING_DIR)
+        weakref.finalize(self, self.journal.close)
 
     def flush_site(self) -> None:
         """Bring the report site up to date with the changes recorded so far."""
@@ -110,13 +128,13 @@ class Pipeline:
         # to them would hide its return, so ask unconditionally.
         conditional = watch.state != WatchState.GONE
         try:
-            fetched = await self.fetcher.fetch(
-                watch.url,
-                etag=watch.etag if conditional else None,
-                last_modified=watch.last_modified if conditional else None,
-            )
-        except WatcherError as exc:
-            return await self._failed(watch, now, exc.reason, started)
+            fetched = await self._fetch(watch, conditional)
+        except WatcherError as exc:  # a 429/5xx after its retries keeps its status on the row
+            status = exc.status if isinstance(exc, HTTPStatusError) else None
+            return await self._failed(watch, now, exc.reason, started, status=status)
+        except Exception as exc:  # a bug below the fetch: an error check, and the lease released
+            log.exception("unexpected error while fetching %s", watch.url)
+            return await self._failed(watch, now, f"internal error: {exc!r}", started)
         try:
             # Extraction, parsing and diffing are CPU work: a worker thread keeps
             # the event loop (other fetches, their timeouts, signals) responsive.
@@ -131,6 +149,32 @@ class Pipeline:
         _log(result)
         return result
 
+    async def fail(self, watch: WatchRecord, reason: str) -> CheckResult:
+        """Record an error check and release ``watch`` with a back-off: for a
+        check that died of something :meth:`check` did not expect."""
+        return await self._failed(watch, self.clock(), reason, time.perf_counter())
+
+    async def _fetch(self, watch: WatchRecord, conditional: bool) -> FetchResult:
+        """The page, after at most one meta refresh (a redirect written in HTML,
+        followed as a browser would), so a moved article is found where it went."""
+        fetched = await self.fetcher.fetch(
+            watch.url,
+            etag=watch.etag if conditional else None,
+            last_modified=watch.last_modified if conditional else None,
+        )
+        if fetched.status != 200 or not fetched.text:
+            return fetched
+        target = refresh_target(fetched.text, fetched.final_url)
+        if target is None:
+            return fetched
+        moved = await self.fetcher.fetch(target)
+        return replace(
+            moved,
+            url=fetched.url,
+            redirects=(*fetched.redirects, fetched.final_url, *moved.redirects),
+            duration_ms=fetched.duration_ms + moved.duration_ms,
+        )
+
     # -- outcomes ---------------------------------------------------------------
     def _handle(self, watch: WatchRecord, fetched: FetchResult, now: int) -> CheckResult:
         if fetched.not_modified:
@@ -139,6 +183,7 @@ class Pipeline:
             return self._gone(watch, fetched, now)
         if fetched.status >= 400 or fetched.text is None:
             raise HTTPStatusError(watch.url, fetched.status)
+        _require_html(watch.url, fetched)
         # The raw-body hash is only stored once a version exists: byte-identical
         # to the last fetch means unchanged, before any parsing or query.
         if (
@@ -149,6 +194,10 @@ class Pipeline:
             return self._unchanged(watch, fetched, now, CheckOutcome.UNCHANGED)
         latest = self.store.latest_version(watch.id)
         page = extract(fetched.text, fetched.final_url)
+        if not page.body_html:
+            raise NotAnArticleError(
+                watch.url, f"not an article: no article text in {_described(fetched)}"
+            )
         snap = Snapshot(
             url=page.url, title=page.title or watch.url, body=page.body_html, captured_at=now
         )
@@ -162,14 +211,29 @@ class Pipeline:
     def _new_version(self, capture: _Capture, latest: VersionRecord | None) -> CheckResult:
         watch, fetched, now, snap = capture.watch, capture.fetched, capture.now, capture.snap
         article = parse_article(snap)
-        change, reverted = self._change(capture, article, latest)
+        old = parse_article(self.store.version_snapshot(latest)) if latest is not None else None
+        if old is not None and latest is not None:
+            # A 200 that is no longer the article (a "soft 404", a front page)
+            # is its removal, not an edit; the next check looks again.
+            lost = soft_removal(
+                old,
+                article,
+                page_url=fetched.final_url,
+                old_metadata=latest.page_metadata,
+                new_metadata=capture.metadata,
+            )
+            if lost is not None:
+                return self._gone(watch, fetched, now, reason=lost)
+        change, reverted = self._change(capture, article, latest, old)
         relative = archive.version_path(watch.url, now)  # one folder per watch, like reports
-        archive.write_atomic(self.settings.archive_dir, relative, snapshot_mod.render(snap))
         outcome = (
             CheckOutcome.REAPPEARED if watch.state == WatchState.GONE else CheckOutcome.NEW_VERSION
         )
         self._guard()
-        with self.store.transaction() as tx:
+        with (
+            self._archived(watch, relative, snapshot_mod.render(snap)),
+            self.store.transaction() as tx,
+        ):
             version = tx.add_version(
                 watch.id,
                 captured_at=now,
@@ -202,8 +266,43 @@ class Pipeline:
             watch.url, outcome, fetched.status, fetched.duration_ms, version.seq, change
         )
 
+    @contextmanager
+    def _archived(self, watch: WatchRecord, relative: Path, text: str) -> Iterator[None]:
+        """Write the version's file, then run the block that records it.
+
+        The file comes first, so a version row never lacks its file. Its path
+        is journaled before it is written: if this process dies before the
+        block commits, the next start removes the file (archive.recover). If
+        the block fails, the file is removed now, unless the database says the
+        version was recorded after all (a commit whose answer was lost) or
+        cannot say (then the journal keeps it for recovery).
+        """
+        root = self.settings.archive_dir
+        self.journal.intend(watch.id, relative)
+        try:
+            archive.write_atomic(root, relative, text)
+            self._guard()
+            yield
+        except BaseException:
+            self._forget_unrecorded(watch, relative)
+            raise
+        self.journal.settle(relative)
+
+    def _forget_unrecorded(self, watch: WatchRecord, relative: Path) -> None:
+        try:
+            if not self.store.has_archive_path(watch.id, relative.as_posix()):
+                (self.settings.archive_dir / relative).unlink(missing_ok=True)
+        except (WatcherError, OSError) as exc:
+            log.warning("%s left for recovery at the next start: %s", relative, exc)
+            return
+        self.journal.settle(relative)
+
     def _change(
-        self, capture: _Capture, article: Article, latest: VersionRecord | None
+        self,
+        capture: _Capture,
+        article: Article,
+        latest: VersionRecord | None,
+        old: Article | None = None,
     ) -> tuple[Change | None, VersionRecord | None]:
         """The change from the latest version, and the older version this one
         reverts to, if any (looked up before the write transaction opens)."""
@@ -218,6 +317,7 @@ class Pipeline:
         change = classify(
             self.store.version_snapshot(latest),
             capture.snap,
+            old_article=old,
             new_article=article,
             old_metadata=latest.page_metadata,
             new_metadata=capture.metadata,
@@ -246,8 +346,11 @@ class Pipeline:
         found = self.store.find_version_by_content(watch.id, sha)
         return found if found is not None and found.id != latest.id else None
 
-    def _gone(self, watch: WatchRecord, fetched: FetchResult, now: int) -> CheckResult:
-        """404/410: one "gone" change the first time, then quiet re-checks.
+    def _gone(
+        self, watch: WatchRecord, fetched: FetchResult, now: int, reason: str | None = None
+    ) -> CheckResult:
+        """404/410 (or a 200 that ``reason`` says is not the article any more):
+        one "gone" change the first time, then quiet re-checks.
 
         The change, the check and the release commit together: a crash between
         them cannot leave the watch un-gone with its change stored (which would
@@ -263,6 +366,7 @@ class Pipeline:
                 last_url=latest.final_url,
                 captured_after=now,
                 status=fetched.status,
+                reason=reason,
             )
         self._guard()
         with self.store.transaction() as tx:
@@ -275,7 +379,7 @@ class Pipeline:
                     new_version_id=None,
                     created_at=now,
                 )
-            self._record(tx, watch, fetched, now, CheckOutcome.GONE)
+            self._record(tx, watch, fetched, now, CheckOutcome.GONE, reason=reason)
             # Re-checked on a back-off from the watch's own interval, so a
             # quick return is seen quickly and a long absence costs little.
             gone_checks = 1 if change is not None else watch.unchanged_count + 1
@@ -313,14 +417,16 @@ class Pipeline:
         reason: str,
         started: float,
         fetched: FetchResult | None = None,
+        *,
+        status: int | None = None,
     ) -> CheckResult:
         """An error check and a back-off, written off the event loop like every
-        other outcome."""
+        other outcome; ``status`` is the HTTP status of a fetch that failed."""
         duration = fetched.duration_ms if fetched else (time.perf_counter() - started) * 1000
         result = CheckResult(
             watch.url,
             CheckOutcome.ERROR,
-            fetched.status if fetched else None,
+            fetched.status if fetched else status,
             duration,
             error=reason,
         )
@@ -348,6 +454,7 @@ class Pipeline:
                 http_status=result.status,
                 final_url=fetched.final_url if fetched else None,
                 redirects=fetched.redirects if fetched else (),
+                body_sha256=fetched.body_sha256 if fetched else None,  # the evidence
                 error=result.error,
             )
             tx.release(
@@ -375,6 +482,7 @@ class Pipeline:
         outcome: CheckOutcome,
         *,
         version_id: int | None = None,
+        reason: str | None = None,
     ) -> None:
         repo.record_check(
             watch.id,
@@ -388,6 +496,7 @@ class Pipeline:
             last_modified=fetched.last_modified,
             body_sha256=fetched.body_sha256,
             version_id=version_id,
+            error=reason,
         )
 
     def _release(
@@ -469,6 +578,32 @@ class Pipeline:
         after shutdown gave up on it must not commit half a pass."""
         if self._stopping.is_set():
             raise Abandoned(f"{self.settings.home}: stopping")
+
+
+def _require_html(url: str, fetched: FetchResult) -> None:
+    """Raise NotAnArticleError unless the body is an HTML page with something in it."""
+    mime = (fetched.content_type or "").split(";", 1)[0].strip().lower()
+    text = (fetched.text or "").lstrip("\ufeff \t\r\n")
+    if not text:
+        raise NotAnArticleError(url, f"not an article: empty body, {_described(fetched)}")
+    if mime in HTML_TYPES:
+        return
+    if mime in SNIFFED_TYPES and _HTML_START.match(text[:1024]):
+        return
+    raise NotAnArticleError(url, f"not an article: {_described(fetched)}")
+
+
+def _described(fetched: FetchResult) -> str:
+    """``application/pdf (12 KB)``: what the body was, for the check row."""
+    mime = (fetched.content_type or "").split(";", 1)[0].strip().lower() or "no content type"
+    size = fetched.body_bytes
+    if size is None:
+        return mime
+    if size < 1024:
+        return f"{mime} ({size} bytes)"
+    if size < 1024 * 1024:
+        return f"{mime} ({round(size / 1024)} KB)"
+    return f"{mime} ({size / (1024 * 1024):.1f} MB)"
 
 
 def _log(result: CheckResult) -> None:

@@ -25,6 +25,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from watcher.errors import WatcherError
 from watcher.models import Change, ChangeItem, TimeBasis, Verdict, change_to_dict, jsonable
+from watcher.safetext import UNSAFE_CHARS as _UNSAFE_CHARS
+from watcher.safeurl import browser_url
 
 FORMATS = ("text", "md", "html", "json")
 
@@ -54,8 +56,6 @@ _IMAGE_EXTRAS = ("alt", "caption", "credit")
 _NOISE_ENTRIES_SHOWN = 8
 _BRIEF_CHARS = 120
 
-# C0/C1 controls (minus tab and newline) and bidi overrides/isolates.
-_UNSAFE_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _SAFE_URL = re.compile(r"https?://[^\s\x00-\x1f\x7f-\x9f]+", re.IGNORECASE)
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>~|#!&])")
@@ -383,8 +383,16 @@ def _clean(text: str) -> str:
 
 
 def _safe_href(url: str) -> str | None:
-    """The URL if a reader may follow it (http/https only), else None."""
-    return url if _SAFE_URL.fullmatch(url) else None
+    """The URL a reader may follow (http/https only), else None.
+
+    Read as a browser reads an href first (tabs and newlines removed, controls
+    and spaces trimmed), so the link is exactly what would be followed; one
+    with controls or bidi characters left inside is shown as text instead.
+    """
+    href = browser_url(url)
+    if not _SAFE_URL.fullmatch(href) or _UNSAFE_CHARS.search(href):
+        return None
+    return href
 
 
 # -- text --------------------------------------------------------------------

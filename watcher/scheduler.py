@@ -6,15 +6,24 @@ shared by every daemon on one PostgreSQL database. APScheduler runs the
 dispatcher every ``poll`` seconds; the dispatcher claims as many due watches
 as it has free slots (a lease, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and
 checks them concurrently, bounded by ``max_connections``.
+
+Leases are short and renewed: a claim lasts ``lease_ms`` (four renewal
+periods plus 30 s, 50 s with the default 5 s poll) and the daemon extends the
+leases of its in-flight checks, queued ones included, every renewal period
+(the poll, between 1 and 30 s). A check holds its watch for as long as it
+really runs, however slow; a daemon that dies leaves leases that run out
+within ``lease_ms``, and its restart drops them at once (daemon.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import suppress
 from datetime import UTC, datetime
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -24,6 +33,19 @@ from watcher.store import Store, WatchRecord, now_ms
 
 log = logging.getLogger(__name__)
 SITE_FLUSH_S = 60  # how stale the report site in the data folder may get
+LEASE_RENEWALS = 4  # renewals a lease outlives: one missed renewal loses nothing
+LEASE_SLACK_S = 30.0  # ... plus this, for a slow database or a busy event loop
+
+
+def renew_every_s(settings: Settings) -> float:
+    """How often the daemon extends its in-flight leases: every poll, within
+    1-30 s (a database write per poll in tests, and never rarer than 30 s)."""
+    return min(max(settings.poll, 1.0), 30.0)
+
+
+def lease_ms(settings: Settings) -> int:
+    """How long a claim (or a renewal) holds a watch."""
+    return round((renew_every_s(settings) * LEASE_RENEWALS + LEASE_SLACK_S) * 1000)
 
 
 class Dispatcher:
@@ -46,15 +68,12 @@ class Dispatcher:
         # free: a claim costs three statements, and claiming one watch per
         # finished check made claim_due a top cost of a pass.
         self.batch = max(1, self.slots // 4)
-        # A lease outlives the slowest possible check (every attempt timing out,
-        # every back-off at its cap), times the batches a claim may queue behind
-        # the per-host limit: a live daemon never loses a watch to another one
-        # mid-check. The price: a crashed daemon's watches wait this long on
-        # PostgreSQL (a lone SQLite daemon drops stale leases when it starts).
-        worst_check_s = settings.fetch_settings().worst_case_s
-        queued = math.ceil(self.slots / max(1, settings.per_host))
-        self.lease_ms = round((worst_check_s * queued + 60 + settings.grace) * 1000)
+        # Short, and renewed while the check runs (renew_leases), rather than
+        # long enough for the slowest possible check behind the longest queue:
+        # that made a killed daemon's watches wait a quarter of an hour.
+        self.lease_ms = lease_ms(settings)
         self.tasks: set[asyncio.Task[object]] = set()
+        self.in_flight: set[int] = set()  # ids of the watches this worker holds
         self._claim_lock = asyncio.Lock()
         self.claiming = True
 
@@ -82,6 +101,7 @@ class Dispatcher:
             log.error("cannot claim due watches: %s", exc)
             return 0
         for watch in watches:
+            self.in_flight.add(watch.id)
             task = asyncio.create_task(self._check(watch), name=f"check {watch.url}")
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
@@ -92,13 +112,39 @@ class Dispatcher:
             result: object = await self.pipeline.check(watch)
         except asyncio.CancelledError:
             raise
-        except Exception:  # a bug in one check must not take the daemon down
+        except Exception as exc:  # a bug in one check must not take the daemon down
             log.exception("check of %s failed unexpectedly", watch.url)
-            result = None
+            result = await self._give_up(watch, exc)
+        finally:
+            self.in_flight.discard(watch.id)
         # Refill the freed slots now rather than at the next poll, so throughput
         # is bounded by max_connections, not by max_connections per poll.
         await self.dispatch_once()
         return result
+
+    async def _give_up(self, watch: WatchRecord, exc: Exception) -> object:
+        """Record the crashed check as an error and release its lease, so the
+        watch is retried on its back-off rather than left claimed."""
+        try:
+            return await self.pipeline.fail(watch, f"internal error: {exc!r}")
+        except Exception as again:  # the database too: the lease runs out by itself
+            log.error("cannot record the failed check of %s: %s", watch.url, again)
+            return None
+
+    async def renew_leases(self, extra_ms: int = 0) -> int:
+        """Extend the leases of every in-flight check to now + lease (+ ``extra_ms``);
+        returns how many this worker still held. Never raises: a database
+        hiccup costs nothing while the leases have time left."""
+        if not self.in_flight:
+            return 0
+        until = self.clock() + self.lease_ms + extra_ms
+        try:
+            return await asyncio.to_thread(
+                self.store.renew_claims, self.worker_id, set(self.in_flight), until
+            )
+        except Exception as exc:
+            log.error("cannot renew the leases of %d checks: %s", len(self.in_flight), exc)
+            return 0
 
     async def run_until_idle(self) -> None:
         """Check everything due now, then return (``watcher check --all``, tests, demo)."""
@@ -123,26 +169,52 @@ class Dispatcher:
         """Stop claiming; let in-flight checks finish within ``grace_s``, then
         abandon the rest (their transactions roll back; leases are dropped so
         another daemon or the next start picks them up at once)."""
-        self.claiming = False
-        if not self.tasks:
-            return 0
+        async with self._claim_lock:  # a claim under way lands first, its checks started
+            self.claiming = False
+        pending = await self._finish_in_flight(grace_s) if self.tasks else set()
+        # Nothing of ours runs now: a lease still held (an abandoned check, a
+        # release that failed) goes, so no watch waits for it to run out.
+        try:
+            self.store.drop_claims(self.worker_id)
+        except Exception as exc:
+            log.error("cannot drop leases at exit (the next start takes them back): %s", exc)
+        return len(pending)
+
+    async def _finish_in_flight(self, grace_s: float) -> set[asyncio.Task[object]]:
         log.info("waiting up to %.0fs for %d in-flight checks", grace_s, len(self.tasks))
+        # The renewal job has stopped: hold the leases through the grace period
+        # (alongside the wait, so a database that hangs cannot delay the exit).
+        renewal = asyncio.create_task(self.renew_leases(extra_ms=round(grace_s * 1000)))
         _, pending = await asyncio.wait(set(self.tasks), timeout=grace_s)
+        renewal.cancel()
         if pending:
             self.pipeline.stop()  # worker threads still processing must not commit
-        for task in pending:
-            task.cancel()
-        if pending:
+            for task in pending:
+                task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-            self.store.drop_claims(self.worker_id)
             log.warning("abandoned %d in-flight checks", len(pending))
-        return len(pending)
+        return pending
+
+
+def _shielded(job: Callable[[], Awaitable[object]]) -> Callable[[], Coroutine[Any, Any, None]]:
+    """Shutting the scheduler down cancels the jobs that are running. A job's
+    work (a claim in a worker thread) would still land, unseen: a claim's
+    leases would be held by no check. Shielded, the work runs to its end
+    (drain() waits for a claim under way), and a normal stop logs no
+    traceback."""
+
+    @functools.wraps(job)
+    async def run() -> None:
+        with suppress(asyncio.CancelledError):
+            await asyncio.shield(job())
+
+    return run
 
 
 def build_scheduler(dispatcher: Dispatcher, settings: Settings) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=UTC)
     scheduler.add_job(
-        dispatcher.dispatch_once,
+        _shielded(dispatcher.dispatch_once),
         "interval",
         seconds=settings.poll,
         id="dispatch",
@@ -151,12 +223,20 @@ def build_scheduler(dispatcher: Dispatcher, settings: Settings) -> AsyncIOSchedu
         next_run_time=datetime.now(UTC),
     )
     scheduler.add_job(
-        dispatcher.flush_site,
+        _shielded(dispatcher.flush_site),
         "interval",
         seconds=SITE_FLUSH_S,
         id="site",
         max_instances=1,
         coalesce=True,
         next_run_time=datetime.now(UTC),  # at start: reports a crash left unwritten
+    )
+    scheduler.add_job(
+        _shielded(dispatcher.renew_leases),
+        "interval",
+        seconds=renew_every_s(settings),
+        id="renew",
+        max_instances=1,
+        coalesce=True,
     )
     return scheduler

@@ -7,9 +7,10 @@ undocumented.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,36 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 
 
+#: The longest duration any setting or ``--interval`` takes: beyond it a
+#: schedule's arithmetic overflows (epoch milliseconds, datetime) long before
+#: it means anything.
+MAX_DURATION_S = 365 * 86400
+
+
 def parse_duration(text: str) -> float:
-    """'90s', '10m', '2h', '1d' -> seconds; a bare number is seconds."""
+    """'90s', '10m', '2h', '1d' -> seconds; a bare number is seconds.
+
+    At most :data:`MAX_DURATION_S` (365d); WatcherError otherwise.
+    """
     m = _DURATION_RE.match(text)
     if m is None:
-        raise WatcherError(f"{text!r} is not a duration like 30s, 10m, 2h or 1d")
-    return float(m.group(1)) * _UNIT_S[m.group(2)]
+        raise WatcherError(f"{_shown(text)} is not a duration like 30s, 10m, 2h or 1d")
+    seconds = float(m.group(1)) * _UNIT_S[m.group(2)]
+    if not seconds <= MAX_DURATION_S:  # also refuses inf from a few hundred digits
+        raise WatcherError(f"{_shown(text)} is longer than {format_duration(MAX_DURATION_S)}")
+    return seconds
+
+
+def _duration(value: Any) -> str:
+    try:
+        return format_duration(float(value))
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """``text`` quoted for a message, cut short if long."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 def format_duration(seconds: float) -> str:
@@ -44,6 +69,33 @@ def _size(text: str) -> int:
         raise WatcherError(f"{text!r} is not a size like 10MB")
     unit = (m.group(2) or "").upper()[:1]
     return int(m.group(1)) * {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[unit]
+
+
+_HOST_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?\.?$")
+
+
+def parse_host_list(text: str) -> tuple[str, ...]:
+    """'intranet.example, 10.0.0.0/8, 127.0.0.1' -> host names (lower case) and
+    networks (CIDR, an address being a /32 or /128), in the order given."""
+    out: list[str] = []
+    for raw in text.split(","):
+        entry = raw.strip().lower()
+        if not entry:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(entry.strip("[]"), strict=False)))
+            continue
+        except ValueError:
+            pass
+        if "/" in entry or not _HOST_NAME.match(entry):
+            raise WatcherError(f"{raw.strip()!r} is not a host name, an address or a CIDR range")
+        out.append(entry.rstrip("."))
+    return tuple(out)
+
+
+def _host_list(value: str | Iterable[str]) -> tuple[str, ...]:
+    """WATCHER_ALLOW_HOSTS as parsed, unset (""), or an override (text or entries)."""
+    return parse_host_list(value if isinstance(value, str) else ",".join(value))
 
 
 @dataclass(frozen=True)
@@ -80,6 +132,11 @@ SPECS: tuple[Spec, ...] = (
     Spec("retry_backoff_max", "WATCHER_RETRY_BACKOFF_MAX", "30s",
          "The longest wait between two attempts (a Retry-After above it is capped).",
          parse_duration),
+    Spec("allow_hosts", "WATCHER_ALLOW_HOSTS", "",
+         "Exceptions to the rule that only public addresses are fetched: comma-separated "
+         "host names, addresses and CIDR ranges (e.g. intranet.example,10.1.0.0/16). "
+         "Default: none; loopback, private, link-local, … addresses are refused.",
+         parse_host_list),
     Spec("min_interval", "WATCHER_MIN_INTERVAL", "5m",
          "Adaptive schedule: interval while an article is young or just changed.",
          parse_duration),
@@ -100,16 +157,44 @@ SPECS: tuple[Spec, ...] = (
 )  # fmt: skip
 
 
-_AT_LEAST_ONE = ("max_connections", "per_host", "check_retention", "max_body")
+#: Whole numbers: (least, most). Outside, they do nothing useful or overflow
+#: later (the retry backoff doubles per attempt; retention is a SQL offset).
+_INT_RANGES: dict[str, tuple[int, int]] = {
+    "max_connections": (1, 10_000),
+    "per_host": (1, 10_000),
+    "retries": (0, 20),
+    "check_retention": (1, 10_000_000),
+    "max_body": (1, 1024**4),
+}
+#: Durations that must be more than zero: a zero timeout fails every fetch, a
+#: zero poll spins, a zero interval hammers the site.
+_POSITIVE_DURATIONS = ("timeout", "poll", "min_interval", "max_interval", "retry_backoff_max")
+#: (shorter, longer): pairs of durations that must come in this order.
+_ORDERED_DURATIONS = (("min_interval", "max_interval"), ("retry_backoff", "retry_backoff_max"))
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _validate(values: dict[str, Any]) -> None:
-    """Refuse values that would only fail later, obscurely (a hung fetch, a
-    report that cannot be rendered)."""
+    """Refuse values that would only fail later, obscurely (a hung fetch, an
+    overflowing schedule, a report that cannot be rendered), naming the variable."""
     env = {s.name: s.env for s in SPECS}
-    for name in _AT_LEAST_ONE:
-        if int(values[name]) < 1:
-            raise WatcherError(f"{env[name]}={values[name]!r}: must be at least 1")
+    for name, (least, most) in _INT_RANGES.items():
+        if not least <= int(values[name]) <= most:
+            raise WatcherError(f"{env[name]}={values[name]!r}: must be {least} to {most}")
+    for name in _POSITIVE_DURATIONS:
+        if not float(values[name]) > 0:
+            raise WatcherError(f"{env[name]}={_duration(values[name])}: must be more than 0s")
+    for short, long in _ORDERED_DURATIONS:
+        if float(values[short]) > float(values[long]):
+            raise WatcherError(
+                f"{env[short]}={_duration(values[short])} is longer than "
+                f"{env[long]}={_duration(values[long])}"
+            )
+    if str(values["log_level"]).upper() not in LOG_LEVELS:
+        raise WatcherError(
+            f"{env['log_level']}={_shown(str(values['log_level']))}: use one of "
+            + ", ".join(LOG_LEVELS)
+        )
     if values["log_format"] not in ("text", "json"):
         raise WatcherError(f"{env['log_format']}={values['log_format']!r}: use text or json")
     try:
@@ -137,6 +222,8 @@ class FetchSettings:
     retries: int
     backoff_base_s: float
     backoff_max_s: float
+    #: Host names and CIDR ranges fetched although not public (WATCHER_ALLOW_HOSTS).
+    allow_hosts: tuple[str, ...] = ()
 
     @property
     def worst_case_s(self) -> float:
@@ -158,6 +245,7 @@ class Settings:
     retries: int
     retry_backoff: float
     retry_backoff_max: float
+    allow_hosts: tuple[str, ...]
     min_interval: float
     max_interval: float
     retire_after: float
@@ -172,15 +260,16 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for spec in SPECS:
-            raw = env.get(spec.env, spec.default)
+            raw = env.get(spec.env) or spec.default  # set but empty: the default
             try:
                 values[spec.name] = spec.parse(raw) if raw != "" else raw
             except (ValueError, WatcherError) as exc:
-                raise WatcherError(f"{spec.env}={raw!r}: {exc}") from exc
+                raise WatcherError(f"{spec.env}={_shown(raw)}: {exc}") from exc
         values.update({k: v for k, v in overrides.items() if v is not None})
         _validate(values)
         home = Path(values["home"] or _default_home()).expanduser()
         values["home"] = home
+        values["allow_hosts"] = _host_list(values["allow_hosts"])
         if not values["database_url"]:
             values["database_url"] = f"sqlite:///{home / 'watcher.db'}"
         return cls(**values)
@@ -196,6 +285,7 @@ class Settings:
             retries=self.retries,
             backoff_base_s=self.retry_backoff,
             backoff_max_s=self.retry_backoff_max,
+            allow_hosts=self.allow_hosts,
         )
 
     @property

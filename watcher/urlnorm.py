@@ -16,14 +16,24 @@ files by the normalised URL, so these spellings become one watch:
   or share channel (:data:`FEED_VALUES`: ``rss``, ``feed``, ``timeline``, ...),
   because elsewhere these names can select content.
 
-Only http and https URLs are accepted (``InvalidURLError`` otherwise).
+Only http and https URLs are accepted (``InvalidURLError`` otherwise), of at
+most :data:`MAX_URL_LENGTH` characters, with no whitespace or control
+characters inside (percent-encode them: ``%20``): a URL is shown in tables,
+reports and logs, and these would corrupt every one of them.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from watcher.errors import InvalidURLError
 from watcher.fetch import validate_url
+from watcher.safetext import UNSAFE_CHARS
+
+#: The longest URL watcher accepts. Browsers and servers commonly stop near
+#: 8 KB too; a longer one is a mistake or an attack on every table it appears in.
+MAX_URL_LENGTH = 8192
 
 TRACKING_PREFIXES = ("utm_",)
 TRACKING_PARAMS = frozenset(
@@ -45,14 +55,32 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def normalise_url(url: str) -> str:
-    """The article's identity; raises InvalidURLError for non-web URLs."""
-    parts = urlsplit(validate_url(url))
+    """The article's identity; raises InvalidURLError for non-web URLs, URLs
+    over :data:`MAX_URL_LENGTH`, and URLs with whitespace or control characters."""
+    text = url.strip()
+    if len(text) > MAX_URL_LENGTH:
+        raise InvalidURLError(
+            text[:60] + "…", f"longer than {MAX_URL_LENGTH} characters ({len(text)})"
+        )
+    parts = urlsplit(validate_url(text))
+    _refuse_unsafe_characters(text)
     netloc = parts.netloc
     port = parts.port
     if port is not None and _DEFAULT_PORTS.get(parts.scheme) == port:
         netloc = netloc.rsplit(":", 1)[0]
     path = parts.path.rstrip("/") or "/"
     return urlunsplit((parts.scheme, netloc, path, _clean_query(parts.query), ""))
+
+
+def _refuse_unsafe_characters(url: str) -> None:
+    """InvalidURLError naming the first whitespace, control or bidi character."""
+    for position, char in enumerate(url, 1):
+        if char.isspace() or unicodedata.category(char) == "Cc" or UNSAFE_CHARS.match(char):
+            raise InvalidURLError(
+                url,
+                f"contains whitespace or a control character (U+{ord(char):04X} at "
+                f"character {position}); percent-encode it",
+            )
 
 
 def is_tracking(name: str, value: str) -> bool:

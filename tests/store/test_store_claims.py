@@ -67,6 +67,44 @@ def test_lease_blocks_other_claimers_until_it_expires(store: Store) -> None:
     assert [(w.id, w.claimed_by) for w in stolen] == [(watch_id, "b")]
 
 
+def test_renewal_extends_only_the_holders_leases(store: Store) -> None:
+    mine, other, released = add(store, 3)
+    assert len(store.claim_due("a", 10, 2, LEASE)) == 2  # mine, other
+    store.drop_claims("a")
+    store.claim("a", [mine, released], 10, LEASE)
+    store.claim("b", [other], 10, LEASE)
+    release(store, released, 10_000_000)
+
+    assert store.renew_claims("a", [mine, other, released], 10 + 3 * LEASE) == 1
+    assert store.renew_claims("a", [], 10) == 0
+    # past the first lease: b's own expired lease is free again, a's renewed one is not
+    assert [w.id for w in store.claim_due("b", 10 + 2 * LEASE, 10, LEASE)] == [other]
+    held = store.get_watch_by_id(mine)
+    assert held is not None and (held.claimed_by, held.claimed_until) == ("a", 10 + 3 * LEASE)
+    untouched = store.get_watch_by_id(released)
+    assert untouched is not None and untouched.claimed_by is None
+
+
+def test_drop_claims_of_one_worker_leaves_the_others(store: Store) -> None:
+    mine, theirs = add(store, 2)
+    store.claim("restarted", [mine], 10, LEASE)
+    store.claim("alive", [theirs], 10, LEASE)
+    assert store.drop_claims("restarted") == 1
+    claimed_by = [w.claimed_by for w in map(store.get_watch_by_id, (mine, theirs)) if w]
+    assert claimed_by == [None, "alive"]
+
+
+def test_has_archive_path_is_per_watch(store: Store) -> None:
+    one, two = add(store, 2)
+    store.add_version(
+        one, captured_at=1, content_sha256="0" * 64, content_text="t", http_status=200,
+        final_url=None, title=None, archive_path="h/a/1.md",
+    )  # fmt: skip
+    assert store.has_archive_path(one, "h/a/1.md")
+    assert not store.has_archive_path(two, "h/a/1.md")
+    assert not store.has_archive_path(one, "h/a/2.md")
+
+
 def test_release_clears_claim_and_reschedules(store: Store) -> None:
     (watch_id,) = add(store, 1)
     store.claim_due("w", 10, 1, LEASE)

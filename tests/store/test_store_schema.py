@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from watcher.errors import SchemaOutOfDateError, StoreError
 from watcher.store import (
@@ -18,6 +20,7 @@ from watcher.store import (
     open_engine,
     upgrade,
 )
+from watcher.store.engine import engine_name
 from watcher.store.tables import Base
 
 
@@ -115,3 +118,81 @@ def test_database_errors_become_store_errors(store: Store) -> None:
             title=None,
             archive_path=None,
         )
+
+
+def test_upgrade_refuses_an_unknown_revision_in_one_line(db_url: str) -> None:
+    """A newer watcher's database: refused before Alembic's 90-line traceback."""
+    upgrade(db_url)
+    engine = open_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = 'ffff9999'"))
+    finally:
+        engine.dispose()
+    with pytest.raises(SchemaOutOfDateError, match="at ffff9999, newer than this watcher") as info:
+        upgrade(db_url)
+    assert "\n" not in str(info.value)
+
+
+def test_tables_without_a_version_table_are_refused_not_recreated(db_url: str) -> None:
+    upgrade(db_url)
+    engine = open_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE alembic_version"))
+        with pytest.raises(StoreError, match="tables but no schema version") as checked:
+            check_schema(engine)
+    finally:
+        engine.dispose()
+    with pytest.raises(StoreError, match="tables but no schema version") as upgraded:
+        upgrade(db_url)
+    for info in (checked, upgraded):
+        message = str(info.value)
+        assert "\n" not in message and "[SQL:" not in message and "sqlalche.me" not in message
+
+
+def test_database_errors_are_one_line_without_the_background_link(store: Store) -> None:
+    with pytest.raises(StoreError) as info:
+        store.add_version(
+            12345, captured_at=1, content_sha256="1" * 64, content_text="x",
+            http_status=200, final_url=None, title=None, archive_path=None,
+        )  # fmt: skip
+    message = str(info.value)
+    assert "\n" not in message and "sqlalche.me" not in message and "Background" not in message
+
+
+def test_a_read_only_open_writes_nothing_and_creates_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/ro.db"
+    with pytest.raises(StoreError, match=r"no database at .* yet"):
+        open_engine(url, readonly=True)
+    assert list(tmp_path.iterdir()) == []
+    upgrade(url)
+    engine = open_engine(url, readonly=True)
+    try:
+        check_schema(engine)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA query_only").scalar() == 1
+            with pytest.raises(OperationalError):
+                conn.exec_driver_sql("DELETE FROM watches")
+        assert engine_name(engine) == url  # messages name the user's database, not the URI
+    finally:
+        engine.dispose()
+
+
+def test_a_read_only_sqlite_folder_is_opened_immutable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No -shm and a folder this process cannot write: SQLite could not read the
+    WAL database at all unless told nobody writes it."""
+    url = f"sqlite:///{tmp_path}/ro.db"
+    upgrade(url)
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda path, mode, **kw: mode != os.W_OK and real_access(path, mode, **kw)
+    )
+    engine = open_engine(url, readonly=True)
+    try:
+        assert engine.url.query.get("immutable") == "1"
+        check_schema(engine)
+    finally:
+        engine.dispose()

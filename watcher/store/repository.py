@@ -18,7 +18,10 @@ Claiming: ``claim_due`` leases due watches to one worker until
 PostgreSQL the due rows are selected ``FOR UPDATE SKIP LOCKED`` so concurrent
 daemons never claim the same watch; on SQLite the claim is a conditional
 UPDATE that only succeeds on rows still free (one daemon per SQLite file is
-enforced elsewhere).
+enforced elsewhere). A lease is short: the daemon renews the leases of its
+in-flight checks (``renew_claims``), and a restarted daemon drops the leases
+its previous run left (``drop_claims`` with its own worker id, which is
+stable per data folder).
 
 SQLAlchemy errors never leave this module: they become
 :class:`watcher.errors.StoreError`.
@@ -41,7 +44,7 @@ from sqlalchemy.orm import Session
 from watcher import snapshot
 from watcher.errors import StoreError
 from watcher.models import Change, Snapshot, change_to_dict
-from watcher.store.engine import open_engine
+from watcher.store.engine import error_detail, open_engine
 from watcher.store.records import (
     CHECKED_STATES,
     ChangeRecord,
@@ -338,6 +341,31 @@ class Repository:
         with self._session() as s:
             result = s.execute(query.values(claimed_by=None, claimed_until=None))
             return int(getattr(result, "rowcount", 0) or 0)
+
+    def renew_claims(self, worker_id: str, watch_ids: Iterable[int], until: int) -> int:
+        """Extend ``worker_id``'s leases on these watches to ``until`` (a daemon
+        does this for its in-flight checks every poll, so a lease can be short);
+        returns how many it still held. A watch released meanwhile, or taken by
+        another worker after the lease ran out, is left alone."""
+        ids = sorted(set(watch_ids))
+        if not ids:
+            return 0
+        with self._session() as s:
+            result = s.execute(
+                update(Watch)
+                .where(Watch.id.in_(ids), Watch.claimed_by == worker_id)
+                .values(claimed_until=until)
+                .execution_options(synchronize_session=False)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    def has_archive_path(self, watch_id: int, archive_path: str) -> bool:
+        """Does a version of this watch name this archive file? (crash recovery)"""
+        stmt = select(Version.id).where(
+            Version.watch_id == watch_id, Version.archive_path == archive_path
+        )
+        with self._session() as s:
+            return s.scalars(stmt.limit(1)).first() is not None
 
     def due_count(self, now_ms: int) -> int:
         """How many watches are due and unclaimed at ``now_ms`` (the backlog)."""
@@ -727,8 +755,9 @@ class Store(Repository):
 
 
 def _store_error(exc: SQLAlchemyError) -> StoreError:
-    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-    return StoreError(f"database error: {type(exc).__name__}: {detail}")
+    """One line: the error's class and the driver's first line, without the
+    SQL statement or SQLAlchemy's "Background on this error at" link."""
+    return StoreError(f"database error: {type(exc).__name__}: {error_detail(exc)}")
 
 
 def _dialect(s: Session) -> str:

@@ -14,11 +14,13 @@ from alembic.command import upgrade as alembic_upgrade
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from alembic.util import CommandError
+from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from watcher.errors import SchemaOutOfDateError, StoreError
-from watcher.store.engine import open_engine, safe_url
+from watcher.store.engine import engine_name, error_detail, open_engine, safe_url
+from watcher.store.tables import Base
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +47,22 @@ def head_revision() -> str:
 
 
 def upgrade(url: str) -> None:
-    """Bring the database at ``url`` up to the newest schema (idempotent)."""
+    """Bring the database at ``url`` up to the newest schema (idempotent).
+
+    Refused, in one line, before anything is changed: a database at a revision
+    this watcher does not know (a newer watcher's), and one holding watcher's
+    tables without a version table (Alembic would try to create them again).
+    """
+    engine = open_engine(url)
+    try:
+        _refuse_unknown_state(engine, _revision(engine))
+    finally:
+        engine.dispose()
     log.info("upgrading database %s to %s", safe_url(url), head_revision())
     try:
         alembic_upgrade(_config(url), "head")
-    except SQLAlchemyError as exc:
-        raise StoreError(f"cannot upgrade database {safe_url(url)}: {exc}") from exc
+    except (SQLAlchemyError, CommandError) as exc:
+        raise StoreError(f"cannot upgrade database {safe_url(url)}: {error_detail(exc)}") from exc
 
 
 def current_revision(url: str) -> str | None:
@@ -67,7 +79,40 @@ def _revision(engine: Engine) -> str | None:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot read schema version of {engine.url!r}: {exc}") from exc
+        raise StoreError(
+            f"cannot read schema version of {engine_name(engine)}: {error_detail(exc)}"
+        ) from exc
+
+
+def _known_revisions() -> set[str]:
+    return {script.revision for script in ScriptDirectory.from_config(_config()).walk_revisions()}
+
+
+def _refuse_unknown_state(engine: Engine, current: str | None) -> None:
+    """SchemaOutOfDateError for a revision from a newer watcher; StoreError for
+    watcher's tables without a version table (not made by ``watcher db upgrade``,
+    or its ``alembic_version`` was dropped): no migration can be run on either."""
+    if current is not None and current not in _known_revisions():
+        raise SchemaOutOfDateError(
+            f"database schema is at {current}, newer than this watcher knows"
+            f" ({head_revision()}): upgrade watcher"
+        )
+    if current is None and _watcher_tables(engine):
+        raise StoreError(
+            f"database {engine_name(engine)} has watcher's tables but no schema version"
+            " (no alembic_version table): restore it from a backup, or move it aside and run"
+            " `watcher db upgrade` for a new one"
+        )
+
+
+def _watcher_tables(engine: Engine) -> list[str]:
+    try:
+        present = set(inspect(engine).get_table_names())
+    except SQLAlchemyError as exc:
+        raise StoreError(
+            f"cannot list the tables of {engine_name(engine)}: {error_detail(exc)}"
+        ) from exc
+    return sorted(present & set(Base.metadata.tables))
 
 
 def check_schema(engine: Engine) -> None:
@@ -76,12 +121,7 @@ def check_schema(engine: Engine) -> None:
     needed = head_revision()
     if current == needed:
         return
-    known = {script.revision for script in ScriptDirectory.from_config(_config()).walk_revisions()}
-    if current is not None and current not in known:
-        raise SchemaOutOfDateError(
-            f"database schema is at {current}, newer than this watcher knows ({needed}):"
-            " upgrade watcher"
-        )
+    _refuse_unknown_state(engine, current)
     raise SchemaOutOfDateError(
         f"database schema is at {current or 'none (empty database)'}, this watcher needs"
         f" {needed}: run `watcher db upgrade`"
