@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import random
 
-from watcher.schedule import Policy, backoff_s, interval_s, next_check_at, should_retire
+from watcher.schedule import (
+    MAX_WAIT_S,
+    Policy,
+    backoff_s,
+    interval_s,
+    next_check_at,
+    should_retire,
+)
 
 POLICY = Policy(min_interval_s=300, max_interval_s=86400, retire_after_s=30 * 86400)
 HOUR_MS = 3_600_000
@@ -61,3 +68,11 @@ def test_jitter_stays_within_ten_percent() -> None:
     times = [next_check_at(0, 1000, rng) for _ in range(200)]
     assert min(times) >= 900_000 and max(times) <= 1_100_000
     assert len(set(times)) > 100
+
+
+def test_a_stored_enormous_interval_or_failure_count_never_overflows() -> None:
+    """Watches pinned before intervals were bounded, or failing for years."""
+    policy = Policy(300, 86400, 0)
+    far = next_check_at(0, 999999999999 * 86400.0)
+    assert 0 < far <= MAX_WAIT_S * 1000 * 1.2
+    assert backoff_s(policy, 10**6, None) == 86400

@@ -53,7 +53,7 @@ def backoff_s(policy: Policy, failures: int, pinned_s: float | None) -> float:
     """Exponential back-off for a failing watch, never shorter than its own interval."""
     base = pinned_s or policy.min_interval_s
     # typeshed types int ** int as Any (a negative power is a float); this one is >= 0
-    factor: int = 2 ** max(0, failures - 1)
+    factor: int = 2 ** min(max(0, failures - 1), 40)  # past 2**40 only the cap matters
     return min(max(policy.max_interval_s, base), base * factor)
 
 
@@ -70,5 +70,10 @@ def should_retire(
     return (now_ms - created_at) / 1000 > policy.retire_after_s
 
 
+#: No check is ever scheduled further ahead, whatever a stored interval says
+#: (watches pinned before intervals were bounded at ``add``).
+MAX_WAIT_S = 366 * 86400
+
+
 def next_check_at(now_ms: int, seconds: float, rng: random.Random | None = None) -> int:
-    return now_ms + round(jitter(seconds, rng) * 1000)
+    return now_ms + round(jitter(min(seconds, MAX_WAIT_S), rng) * 1000)
