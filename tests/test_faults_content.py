@@ -10,17 +10,14 @@ the test newsroom; each case then swaps what its address answers.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import CORPUS, corpus_files
-from tests.support.clock import Clock
 from tests.support.content_faults import (
     DECLARATIONS,
     FOREIGN_ARTICLE,
@@ -38,6 +35,7 @@ from tests.support.content_faults import (
     refresh,
     seed_page,
 )
+from tests.support.env import PipelineEnv, make_env
 from tests.support.http_server import LocalServer, Request
 from tests.support.newsroom import LEAD, Newsroom
 from tests.support.passes import daemon_pass
@@ -47,22 +45,17 @@ from watcher import snapshot as snapshot_mod
 from watcher.article import parse_article
 from watcher.diff import soft_removal
 from watcher.extract import TITLE_MAX, refresh_target
-from watcher.fetch import Fetcher
 from watcher.importer import import_paths
 from watcher.models import change_from_dict
 from watcher.outputs.reports import report_paths
 from watcher.pipeline import CheckResult, Pipeline
-from watcher.settings import FetchSettings, Settings
 from watcher.store import (
-    ChangeRecord,
     ChangeVerdict,
     CheckOutcome,
-    CheckRecord,
     Store,
     VersionRecord,
     WatchRecord,
     WatchState,
-    now_ms,
     open_engine,
     upgrade,
 )
@@ -72,48 +65,13 @@ OTHER = "/zhongwen/simp/other-article"
 DAY_MINUTES = 24 * 60
 
 
-@dataclass
-class Env:
-    """A data folder, a database, a local site and a simulated clock."""
-
-    store: Store
-    settings: Settings
-    site: LocalServer
-    clock: Clock
-    fetch: FetchSettings
-
-    def add(self, path: str) -> str:
-        [added] = api.add_watches(self.store, [self.site.url(path)], now=self.clock())
-        assert added.error is None
-        return added.url
-
-    def check(self, url: str) -> CheckResult:
-        async def run() -> CheckResult:
-            async with Fetcher(self.fetch) as fetcher:
-                pipeline = Pipeline(self.store, fetcher, self.settings, clock=self.clock)
-                return await pipeline.check(self.watch(url))
-
-        return asyncio.run(run())
+class Env(PipelineEnv):
+    """The shared pipeline environment, plus what the fault cases need."""
 
     def daemon_pass(self) -> None:
         """A day later, one daemon pass over every due watch."""
         self.clock.advance(DAY_MINUTES)
         daemon_pass(self.settings, self.store, clock=self.clock)
-
-    def watch(self, url: str) -> WatchRecord:
-        watch = self.store.get_watch(url)
-        assert watch is not None
-        return watch
-
-    def versions(self, url: str) -> list[VersionRecord]:
-        return self.store.versions(self.watch(url).id)
-
-    def checks(self, url: str) -> list[CheckRecord]:
-        """Oldest first."""
-        return self.store.recent_checks(self.watch(url).id, limit=100)[::-1]
-
-    def changes(self, url: str) -> list[ChangeRecord]:
-        return self.store.changes(self.watch(url).id)
 
     def established(self, path: str = ARTICLE) -> tuple[str, VersionRecord]:
         """The seed article served at ``path`` and checked once: version 1."""
@@ -134,12 +92,6 @@ class Env:
         assert self.changes(url) == []
 
 
-def _settings(tmp_path: Path, db_url: str) -> Settings:
-    return Settings.from_env(
-        {}, home=tmp_path, database_url=db_url, retries=0, timeout=5.0, allow_hosts="127.0.0.1"
-    )
-
-
 @pytest.fixture
 def site() -> Iterator[LocalServer]:
     with LocalServer() as server:
@@ -147,9 +99,7 @@ def site() -> Iterator[LocalServer]:
 
 
 def _env(store: Store, db_url: str, tmp_path: Path, site: LocalServer) -> Env:
-    settings = _settings(tmp_path, db_url)
-    fetch = replace(settings.fetch_settings(), backoff_base_s=0.01, backoff_max_s=0.05)
-    return Env(store, settings, site, Clock(now_ms()), fetch)
+    return make_env(Env, store, db_url, tmp_path, site)
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ import pytest
 from lxml import etree
 from markdown_it import MarkdownIt
 
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.clock import Clock
 from tests.support.newsroom import Newsroom, serve
 from tests.test_report import _item, make_change
@@ -586,16 +587,6 @@ def test_archive_bodies_written_by_the_pipeline_carry_no_scripted_url(outputs: O
 
 # -- in a real browser ------------------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 # Every element with a URL attribute, as the browser itself resolves it.
 _BROWSER_SCAN = """() => {
   const bad = [];

@@ -8,39 +8,33 @@ which edits it between checks; only the pipeline's clock is simulated, so
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.clock import Clock
+from tests.support.env import PipelineEnv, make_env
 from tests.support.http_server import LocalServer, Request
 from tests.support.newsroom import LEAD, Newsroom
 from tests.support.passes import daemon_pass
 from watcher import api
 from watcher import snapshot as snapshot_mod
 from watcher.errors import StoreError
-from watcher.fetch import Fetcher
 from watcher.models import change_from_dict
 from watcher.outputs.reports import report_paths
-from watcher.pipeline import CheckResult, Pipeline
-from watcher.settings import FetchSettings, Settings
+from watcher.pipeline import Pipeline
+from watcher.settings import Settings
 from watcher.store import (
-    ChangeRecord,
     ChangeVerdict,
     CheckOutcome,
-    CheckRecord,
     Store,
     Transaction,
     VersionRecord,
-    WatchRecord,
     WatchState,
-    now_ms,
 )
 
 ARTICLE = "/zhongwen/simp/world-59301487"
@@ -48,46 +42,7 @@ SEED = snapshot_mod.read(Path(__file__).resolve().parents[1] / "seeds" / "000_f4
 NEW_LEAD = "预计将持续约三个小时。"
 
 
-@dataclass
-class Env:
-    """A data folder, a database, a local site and a simulated clock."""
-
-    store: Store
-    settings: Settings
-    site: LocalServer
-    clock: Clock
-    fetch: FetchSettings
-
-    def add(self, path: str, interval_s: float | None = None) -> str:
-        url = self.site.url(path)
-        [added] = api.add_watches(self.store, [url], interval_s=interval_s, now=self.clock())
-        assert added.error is None
-        return added.url
-
-    def check(self, url: str) -> CheckResult:
-        """One check of ``url`` as the daemon would run it."""
-
-        async def run() -> CheckResult:
-            async with Fetcher(self.fetch) as fetcher:
-                pipeline = Pipeline(self.store, fetcher, self.settings, clock=self.clock)
-                return await pipeline.check(self.watch(url))
-
-        return asyncio.run(run())
-
-    def watch(self, url: str) -> WatchRecord:
-        watch = self.store.get_watch(url)
-        assert watch is not None
-        return watch
-
-    def versions(self, url: str) -> list[VersionRecord]:
-        return self.store.versions(self.watch(url).id)
-
-    def checks(self, url: str) -> list[CheckRecord]:
-        """Oldest first."""
-        return self.store.recent_checks(self.watch(url).id, limit=100)[::-1]
-
-    def changes(self, url: str) -> list[ChangeRecord]:
-        return self.store.changes(self.watch(url).id)
+Env = PipelineEnv
 
 
 @pytest.fixture
@@ -98,11 +53,7 @@ def site() -> Iterator[LocalServer]:
 
 @pytest.fixture
 def env(store: Store, db_url: str, tmp_path: Path, site: LocalServer) -> Env:
-    settings = Settings.from_env(
-        {}, home=tmp_path, database_url=db_url, retries=0, timeout=5.0, allow_hosts="127.0.0.1"
-    )
-    fetch = replace(settings.fetch_settings(), backoff_base_s=0.01, backoff_max_s=0.05)
-    return Env(store, settings, site, Clock(now_ms()), fetch)
+    return make_env(PipelineEnv, store, db_url, tmp_path, site)
 
 
 def newsroom(env: Env, path: str = ARTICLE) -> Newsroom:

@@ -14,7 +14,6 @@ installs chromium; Playwright comes with the `test` extra).
 from __future__ import annotations
 
 import functools
-import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,20 +23,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.test_site import HOSTILE_TITLE, calm_history, demo_history, hostile_history
 from watcher import api
 from watcher.outputs import site
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 if not Path(CHROMIUM).is_file():
     pytest.skip(
