@@ -466,7 +466,7 @@ class _Chain:
             return None
         return Revert(older, undoes_news=any(older < n <= self.seq for n in self.news))
 
-    def classify(self, current: Snapshot, article: Article, sha: str) -> Change | None:
+    def classify(self, current: Snapshot, article: Article, revert: Revert | None) -> Change | None:
         if self.previous is None:
             return None
         old, old_article, old_metadata, basis = self.previous
@@ -477,7 +477,7 @@ class _Chain:
             new_metadata={},
             old_article=old_article,
             new_article=article,
-            revert=self.revert(sha),
+            revert=revert,
             basis=(basis, TimeBasis.STATED),
             boilerplate=self.boilerplate,
         )
@@ -516,7 +516,8 @@ def prepare_article(task: _Task) -> _ArticleResult:
                 continue
             current = snapshot_mod.stored(content, captured, source.label)
             article = parse_article(current)  # parsed once, reused as the next "old"
-            change = chain.classify(current, article, sha)
+            revert = chain.revert(sha)
+            change = chain.classify(current, article, revert)
             seen |= fingerprints(article)
         except WatcherError as exc:
             rejected.append(Rejected(source.label, _reason(exc)))
@@ -529,7 +530,6 @@ def prepare_article(task: _Task) -> _ArticleResult:
             note := _order_note(source, captured, chain.previous[0], chain.seq)
         ):
             notes.append(note)
-        revert = chain.revert(sha)
         chain.append(current, article, sha, change)
         reverted = revert.seq if revert else None
         prepared = _Prepared(

@@ -211,7 +211,8 @@ class Pipeline:
     def _new_version(self, capture: _Capture, latest: VersionRecord | None) -> CheckResult:
         watch, fetched, now, snap = capture.watch, capture.fetched, capture.now, capture.snap
         article = parse_article(snap)
-        old = parse_article(self.store.version_snapshot(latest)) if latest is not None else None
+        old_snap = self.store.version_snapshot(latest) if latest is not None else None
+        old = parse_article(old_snap) if old_snap is not None else None
         if old is not None and latest is not None:
             # A 200 that is no longer the article (a "soft 404", a front page)
             # is its removal, not an edit; the next check looks again.
@@ -224,7 +225,7 @@ class Pipeline:
             )
             if lost is not None:
                 return self._gone(watch, fetched, now, reason=lost)
-        change, reverted = self._change(capture, article, latest, old)
+        change, reverted = self._change(capture, article, latest, old_snap, old)
         relative = archive.version_path(watch.url, now)  # one folder per watch, like reports
         outcome = (
             CheckOutcome.REAPPEARED if watch.state == WatchState.GONE else CheckOutcome.NEW_VERSION
@@ -302,11 +303,12 @@ class Pipeline:
         capture: _Capture,
         article: Article,
         latest: VersionRecord | None,
-        old: Article | None = None,
+        old_snap: Snapshot | None,
+        old: Article | None,
     ) -> tuple[Change | None, VersionRecord | None]:
         """The change from the latest version, and the older version this one
         reverts to, if any (looked up before the write transaction opens)."""
-        if latest is None:
+        if latest is None or old_snap is None:
             return None, None
         watch, fetched = capture.watch, capture.fetched
         reverted = self._reverted_to(watch, capture.sha, latest)
@@ -315,7 +317,7 @@ class Pipeline:
             news = self.store.significant_change_since(watch.id, reverted.id)
             revert = Revert(reverted.seq, undoes_news=news)
         change = classify(
-            self.store.version_snapshot(latest),
+            old_snap,
             capture.snap,
             old_article=old,
             new_article=article,
