@@ -45,6 +45,26 @@ def run_migrations_online() -> None:
 
 
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        # Batch mode rebuilds a table by copying it and dropping the original;
+        # with foreign keys on, dropping ``watches`` would cascade-delete every
+        # version. SQLite ignores this pragma inside a transaction: it runs first.
+        connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
+        connection.commit()  # end SQLAlchemy's autobegun transaction: migrations commit their own
+        try:
+            _migrate(connection)
+            problems = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if problems:
+                raise RuntimeError(f"migration broke {len(problems)} foreign keys: {problems[:3]}")
+        finally:
+            connection.rollback()
+            connection.exec_driver_sql("PRAGMA foreign_keys = ON")
+            connection.commit()
+        return
+    _migrate(connection)
+
+
+def _migrate(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -142,7 +142,7 @@ def test_record_check_applies_retention(store: Store, watch_id: int) -> None:
     assert len(store.recent_checks(watch_id, limit=100)) == 4
 
 
-def test_changes_unreported_then_marked(store: Store, watch_id: int) -> None:
+def test_changes_stored_and_read_back(store: Store, watch_id: int) -> None:
     v1 = add_version(store, watch_id, "a")
     v2 = add_version(store, watch_id, "b")
     v3 = add_version(store, watch_id, "a")
@@ -166,14 +166,8 @@ def test_changes_unreported_then_marked(store: Store, watch_id: int) -> None:
     assert change_from_dict(first.record) == edit
     assert first.created_at == 50
     assert second.reverted_to_version_id == v1.id
-    assert [c.id for c in store.unreported_changes()] == [c1, c2]
-    assert [c.id for c in store.unreported_changes(verdict="significant")] == [c1]
-    assert [c.id for c in store.unreported_changes(limit=1)] == [c1]
-
-    assert store.mark_reported(c1, 999) is True
-    assert store.mark_reported(424242, 999) is False
-    assert [c.id for c in store.unreported_changes()] == [c2]
-    assert store.changes(watch_id)[0].reported_at == 999
+    assert store.change(c2) == second
+    assert store.change(424242) is None
 
 
 def test_transaction_commits_all_writes_together(store: Store, watch_id: int) -> None:

@@ -116,3 +116,63 @@ def test_set_state(store: Store) -> None:
     assert store.get_watch(URL).state is WatchState.ACTIVE  # type: ignore[union-attr]
     with pytest.raises(ValueError):
         store.set_state(URL, "sleeping")
+
+
+def _release(store: Store, watch_id: int, **kwargs: object) -> None:
+    store.release(
+        watch_id,
+        next_check_at=9000,
+        failure_count=1,
+        unchanged_count=0,
+        last_checked_at=3000,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_release_records_keeps_and_clears_the_last_error(store: Store) -> None:
+    watch, _ = store.add_watch(URL, site="s", now_ms=1)
+    _release(store, watch.id, last_error="HTTP 500")
+    assert store.get_watch(URL).last_error == "HTTP 500"  # type: ignore[union-attr]
+    _release(store, watch.id)  # left at KEEP: a release that says nothing of errors
+    assert store.get_watch_by_id(watch.id).last_error == "HTTP 500"  # type: ignore[union-attr]
+    assert store.list_watches()[0].last_error == "HTTP 500"
+    _release(store, watch.id, last_error=None)  # None is explicit: the check succeeded
+    assert store.get_watch(URL).last_error is None  # type: ignore[union-attr]
+
+
+def test_update_watch_sets_interval_tags_and_due_time_only(store: Store) -> None:
+    watch, _ = store.add_watch(URL, site="s", interval_s=600, tags=["a"], now_ms=1)
+    store.set_state(URL, WatchState.FAILING)
+    [claimed] = store.claim("w", [watch.id], 5, lease_ms=1000)
+    assert store.update_watch(URL, interval_s=None, tags=["b", "b", "c"], next_check_at=42)
+    after = store.get_watch(URL)
+    assert after is not None
+    assert (after.interval_s, after.tags, after.next_check_at) == (None, ("b", "c"), 42)
+    assert (after.state, after.claimed_by, after.claimed_until) == (
+        WatchState.FAILING, "w", claimed.claimed_until,
+    )  # fmt: skip
+    assert store.update_watch(URL + "?other", interval_s=60, tags=[], next_check_at=1) is False
+
+
+def test_list_watches_of_some_urls(store: Store) -> None:
+    for n in range(3):
+        store.add_watch(f"{URL}?{n}", site="s", now_ms=n)
+    wanted = [f"{URL}?2", f"{URL}?0", f"{URL}?missing"]
+    assert [w.url for w in store.list_watches(urls=wanted)] == [f"{URL}?0", f"{URL}?2"]
+
+
+def test_a_removed_watch_is_never_claimed_and_a_check_ending_does_not_revive_it(
+    store: Store,
+) -> None:
+    watch, _ = store.add_watch(URL, site="s", now_ms=1)
+    add_version(store, watch.id, "kept")
+    [claimed] = store.claim("w", [watch.id], 2, lease_ms=1000)
+    assert store.set_state(URL, WatchState.REMOVED)  # while a check runs
+    _release(store, claimed.id, state=WatchState.ACTIVE, last_error=None)
+    after = store.get_watch(URL)
+    assert after is not None and after.state is WatchState.REMOVED
+    assert store.claim_due("w", 10_000_000, 10, 1000) == []
+    assert store.due_count(10_000_000) == 0
+    assert [v.content_sha256 for v in store.versions(watch.id)] == [
+        hashlib.sha256(b"kept").hexdigest()
+    ]

@@ -17,8 +17,11 @@ Tables (all times are epoch milliseconds, UTC, in BIGINT columns):
   so up to ~10% more in between).
 - ``changes``: the classified difference between two versions: ``verdict``,
   ``kinds`` (JSON list), ``summary``, ``record`` (the serialised change,
-  opaque here), ``reverted_to_version_id`` and ``reported_at`` (set after the
-  reports are written: store, then notify, then mark notified).
+  opaque here) and ``reverted_to_version_id``.
+- ``deliveries``: the outbox, one row per change and channel (the report
+  files are the built-in ``reports`` channel), written with the change in one
+  transaction and leased by senders (see :mod:`watcher.store.outbox`).
+- ``sources``: feeds and section pages whose article links become watches.
 
 Migrations are in the top-level ``alembic/`` folder; :func:`upgrade` runs
 them and :func:`check_schema` refuses a database that is behind.
@@ -27,10 +30,17 @@ them and :func:`check_schema` refuses a database that is behind.
 from watcher.store.engine import open_engine, safe_url
 from watcher.store.records import (
     CHECKED_STATES,
+    KEEP,
     ChangeRecord,
     ChangeVerdict,
     CheckOutcome,
     CheckRecord,
+    DeliveryRecord,
+    DeliveryState,
+    Keep,
+    OutboxEntry,
+    SourceRecord,
+    SourceSync,
     VersionRecord,
     WatchRecord,
     WatchState,
@@ -46,11 +56,18 @@ from watcher.store.schema import check_schema, current_revision, head_revision, 
 
 __all__ = [
     "CHECKED_STATES",
+    "KEEP",
     "ChangeRecord",
     "ChangeVerdict",
     "CheckOutcome",
     "CheckRecord",
+    "DeliveryRecord",
+    "DeliveryState",
+    "Keep",
+    "OutboxEntry",
     "Repository",
+    "SourceRecord",
+    "SourceSync",
     "Store",
     "Transaction",
     "VersionRecord",

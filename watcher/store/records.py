@@ -8,27 +8,45 @@ database.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any
+from enum import Enum, StrEnum
+from typing import Any, Final
 
 from watcher.models import TimeBasis
 
 
 class WatchState(StrEnum):
     """Lifecycle of a watch; ``ACTIVE``, ``FAILING`` and ``GONE`` ones are checked
-    (a gone article is re-checked rarely, so a reappearance is noticed)."""
+    (a gone article is re-checked rarely, so a reappearance is noticed).
+
+    ``REMOVED``: the user stopped watching it but its history (versions,
+    changes, reports) is kept; ``watcher list`` hides it, ``watcher add``
+    brings it back. ``watcher remove --purge`` deletes the row instead.
+    """
 
     ACTIVE = "active"
     PAUSED = "paused"
     GONE = "gone"
     RETIRED = "retired"
     FAILING = "failing"
+    REMOVED = "removed"
 
 
 #: States whose watches ``claim_due`` hands out. A failing watch keeps being
 #: retried (with back-off decided by the scheduler) until it recovers or the
 #: caller marks it gone / retired.
 CHECKED_STATES: tuple[WatchState, ...] = (WatchState.ACTIVE, WatchState.FAILING, WatchState.GONE)
+
+
+class Keep(Enum):
+    """The type of :data:`KEEP`: an argument left at it keeps the stored value,
+    so ``None`` can mean "set to NULL" where NULL is meaningful."""
+
+    KEEP = "keep"
+
+
+#: "Leave this as it is", for arguments whose ``None`` is a value
+#: (``release(last_error=None)`` clears the error).
+KEEP: Final = Keep.KEEP
 
 
 class CheckOutcome(StrEnum):
@@ -68,6 +86,9 @@ class WatchRecord:
     unchanged_count: int
     claimed_by: str | None
     claimed_until: int | None
+    last_error: str | None = None
+    source_id: int | None = None
+    source_meta: dict[str, Any] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +107,8 @@ class WatchSummary:
     failure_count: int
     version_count: int
     latest_title: str | None
+    last_error: str | None = None
+    source_meta: dict[str, Any] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,4 +165,79 @@ class ChangeRecord:
     summary: str
     record: dict[str, Any] = field(compare=False)
     reverted_to_version_id: int | None
-    reported_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A message owed: the change goes to ``channel`` at ``due_at``, alone or,
+    with ``digest`` (``hour``/``day``), in that period's digest."""
+
+    channel: str
+    due_at: int
+    digest: str | None = None
+
+
+class DeliveryState(StrEnum):
+    """An outbox row: waiting (or retrying), delivered, or given up on."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """One message of one change to one channel (the outbox row), with what
+    the sender needs of the change joined in."""
+
+    id: int
+    change_id: int
+    channel: str
+    state: DeliveryState
+    digest: str | None
+    attempts: int
+    due_at: int
+    created_at: int
+    sent_at: int | None
+    last_error: str | None
+    claimed_by: str | None
+    claimed_until: int | None
+    watch_id: int
+    url: str
+    summary: str
+    verdict: ChangeVerdict
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """A feed or section page whose articles become watches. ``kind`` is
+    ``feed``, ``page`` or ``""`` (not fetched yet); ``origin`` is ``cli`` or
+    ``config``; ``articles`` counts the watches it found (0 unless listed)."""
+
+    id: int
+    url: str
+    kind: str
+    tags: tuple[str, ...]
+    interval_s: int
+    match: str | None
+    state: str
+    origin: str
+    created_at: int
+    next_check_at: int
+    last_checked_at: int | None
+    etag: str | None
+    last_modified: str | None
+    failure_count: int
+    last_error: str | None
+    claimed_by: str | None
+    claimed_until: int | None
+    articles: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSync:
+    """What syncing the config file's sources did."""
+
+    added: int
+    updated: int
+    removed: int

@@ -45,18 +45,23 @@ from watcher import snapshot
 from watcher.errors import StoreError
 from watcher.models import Change, Snapshot, change_to_dict
 from watcher.store.engine import error_detail, open_engine
+from watcher.store.outbox import OutboxRepository, change_record
 from watcher.store.records import (
     CHECKED_STATES,
+    KEEP,
     ChangeRecord,
     ChangeVerdict,
     CheckOutcome,
     CheckRecord,
+    Keep,
+    OutboxEntry,
     VersionRecord,
     WatchRecord,
     WatchState,
     WatchSummary,
 )
 from watcher.store.schema import check_schema
+from watcher.store.sources import SourcesRepository
 from watcher.store.tables import BlockSighting, ChangeRow, Check, Content, Version, Watch
 
 log = logging.getLogger(__name__)
@@ -73,7 +78,7 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class Repository:
+class Repository(OutboxRepository, SourcesRepository):
     """The operations shared by :class:`Store` (one transaction per call) and
     :class:`Transaction` (many calls, one transaction). Code that should accept
     either, like the pipeline, can be typed against this class."""
@@ -99,7 +104,9 @@ class Repository:
         """Track ``url`` (already normalised); return the watch and whether it is new.
 
         Adding a URL twice is not an error: the existing watch is returned,
-        with any new ``tags`` merged in, so ``watcher add`` is idempotent.
+        with any new ``tags`` merged in, so ``watcher add`` is idempotent. Its
+        state is left alone: whether a removed watch comes back is the caller's
+        decision (``watcher add`` brings it back, an import does not).
         """
         tag_list = _unique(tags)
         with self._session() as s:
@@ -136,8 +143,9 @@ class Repository:
             row = s.get(Watch, watch_id)
             return _watch(row) if row else None
 
-    def list_watches(self) -> list[WatchSummary]:
-        """Every watch with its version count and latest title, oldest watch first."""
+    def list_watches(self, *, urls: Iterable[str] | None = None) -> list[WatchSummary]:
+        """Every watch (or those of ``urls``) with its version count and latest
+        title, oldest watch first."""
         counts = (
             select(Version.watch_id, func.count().label("n")).group_by(Version.watch_id).subquery()
         )
@@ -154,6 +162,8 @@ class Repository:
             .outerjoin(counts, counts.c.watch_id == Watch.id)
             .order_by(Watch.id)
         )
+        if urls is not None:
+            stmt = stmt.where(Watch.url.in_(list(urls)))
         with self._session() as s:
             return [_summary(w, n, title) for w, n, title in s.execute(stmt)]
 
@@ -180,6 +190,17 @@ class Repository:
         new_state = WatchState(state)
         with self._session() as s:
             result = s.execute(update(Watch).where(Watch.url == url).values(state=new_state.value))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def update_watch(
+        self, url: str, *, interval_s: int | None, tags: Sequence[str], next_check_at: int
+    ) -> bool:
+        """Set what the user chose for a watch (``watcher set``): its interval
+        (None: adaptive), its tags, and when it is next due; False if ``url``
+        is not watched. State, counters and a running check's lease are untouched."""
+        values = {"interval_s": interval_s, "tags": _unique(tags), "next_check_at": next_check_at}
+        with self._session() as s:
+            result = s.execute(update(Watch).where(Watch.url == url).values(**values))
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def watches(
@@ -277,12 +298,17 @@ class Repository:
         last_modified: str | None = None,
         last_body_sha256: str | None = None,
         last_change_at: int | None = None,
+        last_error: str | Keep | None = KEEP,
     ) -> None:
         """Clear the lease and record the check's effect on the schedule.
 
         Optional arguments left at ``None`` keep the stored value. A new
         ``state`` only replaces active/failing: a watch the user paused or
         retired while it was being checked stays that way.
+
+        ``last_error``, what ``watcher list`` and ``status`` show, is the
+        exception: ``None`` clears it (the check succeeded), a string records
+        a failure's reason, and only :data:`KEEP` (the default) leaves it.
         """
         values: dict[str, Any] = {
             "claimed_by": None,
@@ -299,6 +325,8 @@ class Repository:
             "last_change_at": last_change_at,
         }
         values.update({k: v for k, v in optional.items() if v is not None})
+        if not isinstance(last_error, Keep):
+            values["last_error"] = last_error
         if state is not None:
             values["state"] = case(
                 (Watch.state.in_([st.value for st in CHECKED_STATES]), WatchState(state).value),
@@ -548,9 +576,11 @@ class Repository:
         new_version_id: int | None,
         reverted_to_version_id: int | None = None,
         created_at: int | None = None,
+        deliveries: Sequence[OutboxEntry] = (),
     ) -> int:
         """Store a classified change between two versions (``new_version_id``
-        None: the article went away after ``old_version_id``); return its id."""
+        None: the article went away after ``old_version_id``) and the messages
+        it owes (the outbox rows, in the same transaction); return its id."""
         values = {
             "watch_id": watch_id,
             "old_version_id": old_version_id,
@@ -563,7 +593,9 @@ class Repository:
             "reverted_to_version_id": reverted_to_version_id,
         }
         with self._session() as s:
-            return int(s.execute(_INSERT_CHANGE, values).scalar_one())
+            change_id = int(s.execute(_INSERT_CHANGE, values).scalar_one())
+            self._enqueue(s, change_id, deliveries, now_ms())
+            return change_id
 
     def significant_change_since(self, watch_id: int, version_id: int) -> bool:
         """Whether a significant change led from version ``version_id`` (or a
@@ -615,27 +647,13 @@ class Repository:
         )
         return found[0] if found else None
 
+    def change(self, change_id: int) -> ChangeRecord | None:
+        found = self._changes(ChangeRow.id == change_id)
+        return found[0] if found else None
+
     def changes(self, watch_id: int) -> list[ChangeRecord]:
         """All changes of a watch, oldest first."""
         return self._changes(ChangeRow.watch_id == watch_id)
-
-    def unreported_changes(
-        self, *, verdict: ChangeVerdict | str | None = None, limit: int | None = None
-    ) -> list[ChangeRecord]:
-        """Changes not yet marked reported (optionally of one verdict), oldest
-        first; at most ``limit`` of them."""
-        conditions: list[ColumnElement[bool]] = [ChangeRow.reported_at.is_(None)]
-        if verdict is not None:
-            conditions.append(ChangeRow.verdict == ChangeVerdict(verdict).value)
-        return self._changes(*conditions, limit=limit)
-
-    def mark_reported(self, change_id: int, now_ms: int) -> bool:
-        """Record that a change's reports were written; False if it does not exist."""
-        with self._session() as s:
-            result = s.execute(
-                update(ChangeRow).where(ChangeRow.id == change_id).values(reported_at=now_ms)
-            )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def _changes(
         self, *conditions: ColumnElement[bool], limit: int | None = None
@@ -822,6 +840,9 @@ def _watch(row: Watch) -> WatchRecord:
         unchanged_count=row.unchanged_count,
         claimed_by=row.claimed_by,
         claimed_until=row.claimed_until,
+        last_error=row.last_error,
+        source_id=row.source_id,
+        source_meta=dict(row.source_meta) if row.source_meta is not None else None,
     )
 
 
@@ -839,6 +860,8 @@ def _summary(row: Watch, version_count: int, latest_title: str | None) -> WatchS
         failure_count=row.failure_count,
         version_count=int(version_count),
         latest_title=latest_title,
+        last_error=row.last_error,
+        source_meta=dict(row.source_meta) if row.source_meta is not None else None,
     )
 
 
@@ -877,17 +900,4 @@ def _check(row: Check) -> CheckRecord:
 
 
 def _change(row: ChangeRow, url: str) -> ChangeRecord:
-    return ChangeRecord(
-        id=row.id,
-        watch_id=row.watch_id,
-        url=url,
-        old_version_id=row.old_version_id,
-        new_version_id=row.new_version_id,
-        created_at=row.created_at,
-        verdict=ChangeVerdict(row.verdict),
-        kinds=tuple(row.kinds or ()),
-        summary=row.summary,
-        record=dict(row.record or {}),
-        reverted_to_version_id=row.reverted_to_version_id,
-        reported_at=row.reported_at,
-    )
+    return change_record(row, url)

@@ -73,8 +73,46 @@ class Watch(Base):
     unchanged_count: Mapped[int] = mapped_column(Integer)
     claimed_by: Mapped[str | None] = mapped_column(String(255))
     claimed_until: Mapped[int | None]
+    #: The reason of the last failed check; NULL once a check succeeds.
+    last_error: Mapped[str | None]
+    #: The source (feed or section page) that found this article, if any.
+    source_id: Mapped[int | None] = mapped_column(Id, ForeignKey("sources.id", ondelete="SET NULL"))
+    #: What a source said of the article: feed GUID, published/updated times.
+    source_meta: Mapped[dict[str, Any] | None] = mapped_column(JSON())
 
-    __table_args__ = (Index("ix_watches_state_next_check_at", "state", "next_check_at"),)
+    __table_args__ = (
+        Index("ix_watches_state_next_check_at", "state", "next_check_at"),
+        Index("ix_watches_source_id", "source_id"),
+    )
+
+
+class Source(Base):
+    """A feed or a section page whose article links become watches."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    url: Mapped[str] = mapped_column(unique=True)
+    #: ``feed`` or ``page``; empty until the first fetch tells.
+    kind: Mapped[str] = mapped_column(String(8))
+    tags: Mapped[list[str]]
+    interval_s: Mapped[int] = mapped_column(Integer)
+    #: Only article URLs matching this regular expression become watches.
+    match: Mapped[str | None]
+    state: Mapped[str] = mapped_column(String(16))
+    #: ``cli`` (watcher source add) or ``config`` (watcher.toml).
+    origin: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[int]
+    next_check_at: Mapped[int]
+    last_checked_at: Mapped[int | None]
+    etag: Mapped[str | None]
+    last_modified: Mapped[str | None]
+    failure_count: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
+    claimed_until: Mapped[int | None]
+
+    __table_args__ = (Index("ix_sources_state_next_check_at", "state", "next_check_at"),)
 
 
 class Content(Base):
@@ -158,14 +196,40 @@ class ChangeRow(Base):
     reverted_to_version_id: Mapped[int | None] = mapped_column(
         Id, ForeignKey("versions.id", ondelete="SET NULL")
     )
-    reported_at: Mapped[int | None]
 
     __table_args__ = (
         Index("ix_changes_watch_id", "watch_id"),
-        Index("ix_changes_reported_at", "reported_at"),
         Index("ix_changes_old_version_id", "old_version_id"),
         Index("ix_changes_new_version_id", "new_version_id"),
         Index("ix_changes_reverted_to_version_id", "reverted_to_version_id"),
+    )
+
+
+class Delivery(Base):
+    """The outbox: one message of one change to one channel, written in the
+    same transaction as the change, so a crash never loses one. ``state`` is
+    ``pending``, ``sent`` or ``dead`` (gave up after too many failures);
+    ``claimed_*`` is the sender's lease; ``digest`` (``hour``/``day``) batches
+    the row into one message per period, sent at ``due_at``."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    change_id: Mapped[int] = mapped_column(Id, ForeignKey("changes.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(8))
+    digest: Mapped[str | None] = mapped_column(String(8))
+    attempts: Mapped[int] = mapped_column(Integer)
+    due_at: Mapped[int]
+    created_at: Mapped[int]
+    sent_at: Mapped[int | None]
+    last_error: Mapped[str | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
+    claimed_until: Mapped[int | None]
+
+    __table_args__ = (
+        UniqueConstraint("change_id", "channel", name="uq_deliveries_change_id_channel"),
+        Index("ix_deliveries_state_due_at", "state", "due_at"),
     )
 
 
