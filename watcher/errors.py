@@ -78,6 +78,24 @@ class NotAnArticleError(WatcherError):
         super().__init__(f"{url}: {reason}", reason=reason)
 
 
+class ConfigError(WatcherError):
+    """The config file cannot be used: not TOML, an unknown key, a bad value.
+
+    One line, ``FILE:LINE: KEY: what is wrong``, so an editor can jump to it;
+    ``reason`` is the part after the file and line.
+    """
+
+    def __init__(
+        self, path: str, reason: str, *, line: int | None = None, key: str | None = None
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.key = key
+        where = f"{path}:{line}" if line is not None else path
+        short = f"{key}: {reason}" if key else reason
+        super().__init__(f"{where}: {short}", reason=short)
+
+
 class ChangeRecordError(WatcherError):
     """A stored change record cannot be read (a newer schema, damage)."""
 
@@ -92,3 +110,12 @@ class SchemaOutOfDateError(StoreError):
 
 class DaemonAlreadyRunningError(WatcherError):
     """Another daemon already holds this data folder."""
+
+
+class DeliveryError(WatcherError):
+    """A notification channel did not take a message; ``reason`` is one line
+    for the outbox row (the outbox retries later, then gives up)."""
+
+    def __init__(self, channel: str, reason: str) -> None:
+        self.channel = channel
+        super().__init__(f"channel {channel!r}: {reason}", reason=reason)

@@ -1,8 +1,8 @@
 """Every setting, declared once: name, environment variable, default, help.
 
-This is the only module that reads the environment. The README's settings
-table is checked against ``SPECS`` by a test, so a new setting cannot go
-undocumented.
+This is the only module that reads the environment (and, through
+:mod:`watcher.configfile`, the config file). The README's settings table is
+checked against ``SPECS`` by a test, so a new setting cannot go undocumented.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from platformdirs import user_data_dir
 
+from watcher.config import Config
 from watcher.errors import WatcherError
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -107,6 +108,30 @@ class Spec:
     parse: Callable[[str], Any] = str
 
 
+def _contact(text: str) -> str:
+    """Printable ASCII without parentheses: it goes inside the User-Agent's comment."""
+    value = text.strip()
+    if not all(" " <= ch <= "~" and ch not in "()" for ch in value):
+        raise WatcherError("use printable ASCII without parentheses, e.g. ops@example.org")
+    return value
+
+
+def _source_interval(text: str) -> float:
+    seconds = parse_duration(text)
+    if seconds < 60:
+        raise WatcherError("must be at least 1m: be kind to news sites")
+    return seconds
+
+
+def user_agent(contact: str = "") -> str:
+    """The default User-Agent: the tool, its version, what it does, and how a
+    site's operators reach whoever runs it (there is no project website to name)."""
+    from watcher import __version__  # noqa: PLC0415 - the package imports nothing at load
+
+    about = f"news change monitor; contact: {contact}" if contact else "news change monitor"
+    return f"watcher/{__version__} ({about})"
+
+
 def _default_home() -> str:
     return user_data_dir("watcher", appauthor=False)
 
@@ -117,8 +142,12 @@ SPECS: tuple[Spec, ...] = (
     Spec("database_url", "WATCHER_DATABASE_URL", "", "SQLAlchemy URL. Default: SQLite "
          "in the data folder; use postgresql+psycopg://… to share one list between daemons."),
     Spec("timezone", "WATCHER_TIMEZONE", "UTC", "Time zone for report times (besides UTC)."),
-    Spec("user_agent", "WATCHER_USER_AGENT", "watcher/0.1 (+https://github.com/watcher)",
-         "User-Agent sent with every request."),
+    Spec("user_agent", "WATCHER_USER_AGENT", "",
+         "User-Agent sent with every request, replacing the default "
+         "watcher/<version> (news change monitor; contact: <WATCHER_CONTACT>)."),
+    Spec("contact", "WATCHER_CONTACT", "",
+         "How a site's operators can reach you (an e-mail address or URL), put in the "
+         "default User-Agent. Default: none.", _contact),
     Spec("timeout", "WATCHER_TIMEOUT", "20s", "Time limit for one fetch attempt.",
          parse_duration),
     Spec("max_body", "WATCHER_MAX_BODY", "10MB", "Largest page body accepted.", _size),
@@ -145,12 +174,24 @@ SPECS: tuple[Spec, ...] = (
     Spec("retire_after", "WATCHER_RETIRE_AFTER", "30d",
          "Adaptive schedule: stop checking an article this long after it was added "
          "(0 = never). Pinned --interval watches are never retired.", parse_duration),
+    Spec("source_interval", "WATCHER_SOURCE_INTERVAL", "10m",
+         "How often a feed or section page is polled unless its source says (at least 1m).",
+         _source_interval),
     Spec("check_retention", "WATCHER_CHECK_RETENTION", "500",
          "Check-log rows kept per watch (newest first); versions are never pruned.", int),
     Spec("poll", "WATCHER_POLL", "5s", "How often the daemon looks for due watches.",
          parse_duration),
     Spec("grace", "WATCHER_GRACE", "20s",
          "On SIGTERM, how long in-flight fetches may finish before they are abandoned.",
+         parse_duration),
+    Spec("public_url", "WATCHER_PUBLIC_URL", "",
+         "Public base URL of the report site (e.g. https://watch.example.org/), for "
+         "links in notifications. Default: none; messages carry no report link."),
+    Spec("delivery_attempts", "WATCHER_DELIVERY_ATTEMPTS", "8",
+         "Attempts to deliver a message before it becomes a dead letter "
+         "(see watcher deliveries).", int),
+    Spec("delivery_backoff", "WATCHER_DELIVERY_BACKOFF", "30s",
+         "Wait before retrying a failed delivery; it doubles per attempt, up to 1h.",
          parse_duration),
     Spec("log_format", "WATCHER_LOG_FORMAT", "text", "Log format: text or json."),
     Spec("log_level", "WATCHER_LOG_LEVEL", "INFO", "Log level."),
@@ -165,44 +206,107 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     "retries": (0, 20),
     "check_retention": (1, 10_000_000),
     "max_body": (1, 1024**4),
+    "delivery_attempts": (1, 100),
 }
 #: Durations that must be more than zero: a zero timeout fails every fetch, a
 #: zero poll spins, a zero interval hammers the site.
-_POSITIVE_DURATIONS = ("timeout", "poll", "min_interval", "max_interval", "retry_backoff_max")
+_POSITIVE_DURATIONS = (
+    "timeout", "poll", "min_interval", "max_interval", "retry_backoff_max", "delivery_backoff",
+)  # fmt: skip
 #: (shorter, longer): pairs of durations that must come in this order.
 _ORDERED_DURATIONS = (("min_interval", "max_interval"), ("retry_backoff", "retry_backoff_max"))
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_ENV = {s.name: s.env for s in SPECS}
+
+#: The config file's variable (not a Spec: it says where settings come from).
+CONFIG_ENV = "WATCHER_CONFIG"
+#: The config file looked for in the data folder.
+CONFIG_NAME = "watcher.toml"
 
 
-def _validate(values: dict[str, Any]) -> None:
+class _Refused(Exception):
+    """A bad value of setting ``name``; from_env says whose (variable or file)."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(message)
+
+
+def _validate(values: dict[str, Any], label: Callable[[str], str]) -> None:
     """Refuse values that would only fail later, obscurely (a hung fetch, an
-    overflowing schedule, a report that cannot be rendered), naming the variable."""
-    env = {s.name: s.env for s in SPECS}
+    overflowing schedule, a report that cannot be rendered), naming the
+    variable or config key (``label``)."""
     for name, (least, most) in _INT_RANGES.items():
         if not least <= int(values[name]) <= most:
-            raise WatcherError(f"{env[name]}={values[name]!r}: must be {least} to {most}")
+            raise _Refused(name, f"{label(name)}={values[name]!r}: must be {least} to {most}")
     for name in _POSITIVE_DURATIONS:
         if not float(values[name]) > 0:
-            raise WatcherError(f"{env[name]}={_duration(values[name])}: must be more than 0s")
+            raise _Refused(name, f"{label(name)}={_duration(values[name])}: must be more than 0s")
     for short, long in _ORDERED_DURATIONS:
         if float(values[short]) > float(values[long]):
-            raise WatcherError(
-                f"{env[short]}={_duration(values[short])} is longer than "
-                f"{env[long]}={_duration(values[long])}"
+            raise _Refused(
+                short,
+                f"{label(short)}={_duration(values[short])} is longer than "
+                f"{label(long)}={_duration(values[long])}",
             )
     if str(values["log_level"]).upper() not in LOG_LEVELS:
-        raise WatcherError(
-            f"{env['log_level']}={_shown(str(values['log_level']))}: use one of "
-            + ", ".join(LOG_LEVELS)
+        raise _Refused(
+            "log_level",
+            f"{label('log_level')}={_shown(str(values['log_level']))}: use one of "
+            + ", ".join(LOG_LEVELS),
         )
     if values["log_format"] not in ("text", "json"):
-        raise WatcherError(f"{env['log_format']}={values['log_format']!r}: use text or json")
+        raise _Refused(
+            "log_format", f"{label('log_format')}={values['log_format']!r}: use text or json"
+        )
     try:
         ZoneInfo(values["timezone"])
     except (ZoneInfoNotFoundError, ValueError):
-        raise WatcherError(
-            f"{env['timezone']}={values['timezone']!r}: not a time zone such as Asia/Shanghai"
+        raise _Refused(
+            "timezone",
+            f"{label('timezone')}={values['timezone']!r}: not a time zone such as Asia/Shanghai",
         ) from None
+
+
+def find_config(
+    environ: Mapping[str, str],
+    config_path: Path | str | None = None,
+    home: Path | str | None = None,
+) -> Path | None:
+    """The config file to read: ``config_path`` (``--config``), else
+    ``$WATCHER_CONFIG``, else ``watcher.toml`` in the data folder if there is
+    one. A file named explicitly must exist (load_config says so if not)."""
+    named = config_path or environ.get(CONFIG_ENV)
+    if named:
+        return Path(named).expanduser()
+    folder = Path(home or environ.get("WATCHER_HOME") or _default_home()).expanduser()
+    candidate = folder / CONFIG_NAME
+    return candidate if candidate.is_file() else None
+
+
+def _raw_values(env: Mapping[str, str], config: Config) -> tuple[dict[str, str], set[str]]:
+    """Each setting's text from its variable, else the config file, else the
+    default; and the names whose text came from the file."""
+    raw: dict[str, str] = {}
+    from_file: set[str] = set()
+    for spec in SPECS:
+        raw[spec.name] = env.get(spec.env) or ""  # set but empty: not set
+        if not raw[spec.name] and config.settings.get(spec.name):
+            raw[spec.name] = config.settings[spec.name]
+            from_file.add(spec.name)
+        raw[spec.name] = raw[spec.name] or spec.default
+    return raw, from_file
+
+
+def _parse(raw: dict[str, str], label: Callable[[str], str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for spec in SPECS:
+        text = raw[spec.name]
+        try:
+            values[spec.name] = spec.parse(text) if text != "" else text
+        except (ValueError, WatcherError) as exc:
+            raise _Refused(spec.name, f"{label(spec.name)}={_shown(text)}: {exc}") from exc
+    return values
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +342,7 @@ class Settings:
     database_url: str
     timezone: str
     user_agent: str
+    contact: str
     timeout: float
     max_body: int
     max_connections: int
@@ -249,27 +354,56 @@ class Settings:
     min_interval: float
     max_interval: float
     retire_after: float
+    source_interval: float
     check_retention: int
     poll: float
     grace: float
+    public_url: str
+    delivery_attempts: int
+    delivery_backoff: float
     log_format: str
     log_level: str
+    #: The parsed config file (channels, routes, sources, site rules); its
+    #: settings are already merged into the fields above.
+    config: Config = field(default_factory=Config, compare=False)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        config_path: Path | str | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Each setting from, first found: ``overrides`` (command-line options),
+        the environment, the config file's ``[watcher]`` table, the default.
+        The config file is the one :func:`find_config` names, if any."""
+        # configfile checks values with this module's parsers, so it imports us.
+        from watcher.configfile import load_config, setting_error  # noqa: PLC0415
+
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for spec in SPECS:
-            raw = env.get(spec.env) or spec.default  # set but empty: the default
-            try:
-                values[spec.name] = spec.parse(raw) if raw != "" else raw
-            except (ValueError, WatcherError) as exc:
-                raise WatcherError(f"{spec.env}={_shown(raw)}: {exc}") from exc
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        _validate(values)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        path = find_config(env, config_path, given.get("home"))
+        config = Config() if path is None else load_config(path, env)
+        raw, from_file = _raw_values(env, config)
+        from_file -= given.keys()
+
+        def label(name: str) -> str:
+            return f"watcher.{name}" if name in from_file else _ENV[name]
+
+        try:
+            values = _parse(raw, label)
+            values.update(given)
+            _validate(values, label)
+        except _Refused as exc:
+            if exc.name in from_file:
+                raise setting_error(config, exc.name, str(exc)) from None
+            raise WatcherError(str(exc)) from None
+        values["config"] = config
         home = Path(values["home"] or _default_home()).expanduser()
         values["home"] = home
         values["allow_hosts"] = _host_list(values["allow_hosts"])
+        values["user_agent"] = values["user_agent"] or user_agent(values["contact"])
         if not values["database_url"]:
             values["database_url"] = f"sqlite:///{home / 'watcher.db'}"
         return cls(**values)
@@ -301,4 +435,4 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
 
-assert {f.name for f in fields(Settings)} == {s.name for s in SPECS}
+assert {f.name for f in fields(Settings)} - {"config"} == {s.name for s in SPECS}
