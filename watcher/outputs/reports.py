@@ -22,14 +22,17 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from watcher import archive
-from watcher.models import Change, ChangeKind
+from watcher.config import REPORTS_CHANNEL
+from watcher.errors import WatcherError
+from watcher.models import Change, ChangeKind, change_from_dict
 from watcher.outputs import site
 from watcher.report import render_html, render_markdown
 from watcher.settings import Settings
-from watcher.store import Repository, now_ms
+from watcher.store import DeliveryRecord, Repository, Store, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +48,11 @@ def report_paths(url: str, seq: int, *, removed: bool = False) -> tuple[Path, Pa
 
 def write_change_reports(settings: Settings, url: str, seq: int, change: Change) -> list[Path]:
     """Write the change's Markdown and HTML reports; a failing write raises (the
-    change then stays unreported, to be repeated)."""
+    delivery then stays pending, to be repeated)."""
     md, html = report_paths(url, seq, removed=ChangeKind.GONE in change.kinds)
     root = settings.reports_dir
     return [
-        # Reports can be written again (a change stays unreported until they
+        # Reports can be written again (the delivery stays pending until they
         # are), so they are atomic but not fsynced.
         archive.write_atomic(
             root, md, render_markdown(change, tz=settings.timezone), durable=False
@@ -96,3 +99,70 @@ class SiteUpdates:
             for watch_id in ids:
                 self.mark(watch_id, significant)
             return []
+
+
+#: How long a writer holds a report delivery; a process killed while writing
+#: leaves it to be written again when the lease runs out.
+REPORT_LEASE_MS = 60_000
+
+
+class ReportDeliveries:
+    """The built-in ``reports`` channel of the outbox: every stored change owes
+    its report files, written right after the change commits by the process
+    that stored it, or later by any daemon (after a crash or a failed write)."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        site_updates: SiteUpdates,
+        worker: str,
+        *,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.site_updates = site_updates
+        self.worker = worker
+        self.clock = clock
+
+    def deliver(self, *, change_ids: Iterable[int] | None = None, limit: int = 200) -> int:
+        """Write the due report deliveries (of ``change_ids`` only, if given);
+        returns how many were written. Failures are logged and retried later."""
+        now = self.clock()
+        rows = self.store.claim_deliveries(
+            self.worker,
+            now,
+            limit,
+            REPORT_LEASE_MS,
+            channels=(REPORTS_CHANNEL,),
+            change_ids=change_ids,
+        )
+        done = 0
+        for row in rows:
+            try:
+                self._write(row)
+            except Exception as exc:  # the change is stored; only its report is late
+                log.error("cannot write reports for %s (will retry): %s", row.url, exc)
+                attempts = row.attempts + 1
+                retry = (
+                    None
+                    if attempts >= self.settings.delivery_attempts
+                    else now + round(self.settings.delivery_backoff * 1000 * 2 ** min(attempts, 7))
+                )
+                self.store.mark_failed(self.worker, [row.id], error=str(exc), retry_at=retry)
+                continue
+            self.store.mark_sent(self.worker, [row.id], self.clock())
+            done += 1
+        return done
+
+    def _write(self, row: DeliveryRecord) -> None:
+        record = self.store.change(row.change_id)
+        if record is None:
+            raise WatcherError(f"change {row.change_id} no longer exists")
+        version = self.store.get_version(record.new_version_id or record.old_version_id)
+        if version is None:
+            raise WatcherError(f"change {row.change_id} has no version")
+        change = change_from_dict(record.record)
+        write_change_reports(self.settings, record.url, version.seq, change)
+        self.site_updates.mark(record.watch_id, change.significant)

@@ -1,0 +1,221 @@
+"""The delivery worker: send what the outbox owes, at least once per change.
+
+Each pass leases due rows (``claim_deliveries``: SKIP LOCKED on PostgreSQL, so
+daemons sharing a database never send the same row), sends them, and marks
+each row sent or failed under the lease. A failure retries with exponential
+back-off (``delivery_backoff`` doubling, at most an hour) until
+``delivery_attempts``, then the row is a dead letter that ``watcher
+deliveries`` lists and ``watcher deliveries retry`` sends again.
+
+Digest rows of one channel and period that fall due together go out as one
+message. A process killed between sending and marking sends those messages
+again once their lease runs out (or at once, when the same daemon restarts
+and drops its own leases): that is the "at most the messages in flight"
+repeat, and the idempotency key (the change id) lets a receiver drop it.
+
+Sends are synchronous (Apprise, an HTTP POST, a subprocess) and run on a
+small thread pool, so one slow channel does not hold up the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+
+from watcher.config import REPORTS_CHANNEL
+from watcher.errors import WatcherError
+from watcher.notify.channels import Channel, build_channels
+from watcher.notify.message import Message, item_for, message_for
+from watcher.settings import Settings
+from watcher.store import ChangeRecord, DeliveryRecord, Repository, now_ms
+
+log = logging.getLogger(__name__)
+
+#: How long a sender holds the rows it claimed; longer than any channel's timeout.
+LEASE_MS = 120_000
+BATCH = 100
+SENDERS = 8
+BACKOFF_CAP_S = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPass:
+    """What one pass did: rows claimed, sent, to be retried, given up on."""
+
+    claimed: int = 0
+    sent: int = 0
+    retrying: int = 0
+    dead: int = 0
+
+
+def retry_delay_s(settings: Settings, attempts: int) -> float:
+    """The wait after the ``attempts``-th failure: backoff · 2^(attempts-1), capped."""
+    return float(min(settings.delivery_backoff * 2 ** max(0, min(attempts - 1, 20)), BACKOFF_CAP_S))
+
+
+class Deliverer:
+    """Sends the outbox's notification rows (the ``reports`` channel is the
+    pipeline's own: see :class:`watcher.outputs.reports.ReportDeliveries`)."""
+
+    def __init__(
+        self,
+        store: Repository,
+        settings: Settings,
+        worker: str,
+        *,
+        channels: Mapping[str, Channel] | None = None,
+        clock: Callable[[], int] = now_ms,
+        batch: int = BATCH,
+        senders: int = SENDERS,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.worker = worker
+        self.channels = dict(
+            build_channels(settings.config, settings) if channels is None else channels
+        )
+        self.clock = clock
+        self.batch = batch
+        self._pool = ThreadPoolExecutor(max_workers=max(1, senders), thread_name_prefix="sender")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.channels)
+
+    def run_once(self) -> DeliveryPass:
+        """Claim up to ``batch`` due rows of every channel but ``reports``, send, mark."""
+        rows = self.store.claim_deliveries(
+            self.worker, self.clock(), self.batch, LEASE_MS, exclude=(REPORTS_CHANNEL,)
+        )
+        if not rows:
+            return DeliveryPass()
+        groups = _groups(rows)
+        found = self.store.changes_with_seq({r.change_id for r in rows})  # one query a pass
+        # Threads only send; this thread alone writes the outcomes, each as
+        # soon as it is known (one SQLite writer, no lock waits; a crash
+        # repeats only the messages whose outcome was not written yet).
+        futures = {self._pool.submit(self._send, group, found): group for group in groups}
+        total = DeliveryPass(claimed=len(rows))
+        for future in as_completed(futures):
+            group = futures[future]
+            error = future.exception()
+            done = self._failed(group, error) if error else self._sent(group, future.result())
+            total = _plus(total, done)
+        return total
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def run_until_idle(self, *, max_passes: int = 10_000) -> DeliveryPass:
+        """Send everything due now (tests, ``watcher deliveries retry --now``)."""
+        total = DeliveryPass()
+        for _ in range(max_passes):
+            done = self.run_once()
+            if not done.claimed:
+                break
+            total = _plus(total, done)
+        return total
+
+    def _send(
+        self, rows: Sequence[DeliveryRecord], found: Mapping[int, tuple[ChangeRecord, int]]
+    ) -> Message:
+        """Build and send one message (in a sender thread); raises on failure."""
+        name = rows[0].channel
+        channel = self.channels.get(name)
+        if channel is None:
+            raise WatcherError(f"channel {name!r} is not configured (any more)")
+        message = self._message(rows, found)
+        channel.send(message)
+        return message
+
+    def _sent(self, rows: Sequence[DeliveryRecord], message: Message) -> DeliveryPass:
+        self.store.mark_sent(self.worker, [r.id for r in rows], self.clock())
+        log.info(
+            "delivered %s to %s: %s", message.key, rows[0].channel,
+            rows[0].summary if len(rows) == 1 else f"digest of {len(rows)} changes",
+        )  # fmt: skip
+        return DeliveryPass(sent=len(rows))
+
+    def _message(
+        self, rows: Sequence[DeliveryRecord], found: Mapping[int, tuple[ChangeRecord, int]]
+    ) -> Message:
+        items = []
+        for row in rows:
+            if row.change_id not in found:
+                raise WatcherError(f"change {row.change_id} no longer exists")
+            record, seq = found[row.change_id]
+            items.append(item_for(record, seq, self.settings))
+        return message_for(items, digest=rows[0].digest, channel=rows[0].channel)
+
+    def _failed(self, rows: Sequence[DeliveryRecord], exc: BaseException) -> DeliveryPass:
+        name = rows[0].channel
+        attempts = max(r.attempts for r in rows) + 1
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        ids = [r.id for r in rows]
+        if attempts >= self.settings.delivery_attempts:
+            self.store.mark_failed(self.worker, ids, error=reason, retry_at=None)
+            log.error(
+                "gave up delivering %d message(s) to %s after %d attempts: %s "
+                "(see watcher deliveries)", len(ids), name, attempts, reason,
+            )  # fmt: skip
+            return DeliveryPass(dead=len(ids))
+        delay = retry_delay_s(self.settings, attempts)
+        self.store.mark_failed(
+            self.worker, ids, error=reason, retry_at=self.clock() + round(delay * 1000)
+        )
+        log.warning(
+            "cannot deliver %d message(s) to %s (attempt %d, retry in %.0fs): %s",
+            len(ids), name, attempts, delay, reason,
+        )  # fmt: skip
+        return DeliveryPass(retrying=len(ids))
+
+
+def _plus(a: DeliveryPass, b: DeliveryPass) -> DeliveryPass:
+    return DeliveryPass(
+        a.claimed + b.claimed, a.sent + b.sent, a.retrying + b.retrying, a.dead + b.dead
+    )
+
+
+def _groups(rows: Sequence[DeliveryRecord]) -> list[list[DeliveryRecord]]:
+    """One group per message: each immediate row alone; digest rows together
+    per channel and period."""
+    groups: list[list[DeliveryRecord]] = []
+    digests: dict[tuple[str, str], list[DeliveryRecord]] = {}
+    for row in rows:
+        if row.digest is None:
+            groups.append([row])
+        else:
+            digests.setdefault((row.channel, row.digest), []).append(row)
+    return groups + list(digests.values())
+
+
+async def serve(
+    deliverer: Deliverer, stop: asyncio.Event, wake: asyncio.Event, poll_s: float
+) -> None:
+    """The daemon's delivery loop: a pass whenever a change was stored
+    (``wake``), a row falls due, or every ``poll_s``; until ``stop``."""
+    while not stop.is_set():
+        wake.clear()
+        try:
+            done = await asyncio.to_thread(deliverer.run_once)
+            if done.claimed >= deliverer.batch:
+                continue  # more are due: no waiting
+            due = await asyncio.to_thread(
+                deliverer.store.next_delivery_due, exclude=(REPORTS_CHANNEL,)
+            )
+        except WatcherError as exc:  # the database may be briefly away: next poll
+            log.error("delivery pass failed (will retry): %s", exc)
+            due = None
+        wait = poll_s
+        if due is not None:
+            wait = min(wait, max(0.0, (due - deliverer.clock()) / 1000))
+        stopping = asyncio.ensure_future(stop.wait())
+        woken = asyncio.ensure_future(wake.wait())
+        _, pending = await asyncio.wait(
+            {stopping, woken}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in pending:
+            task.cancel()
