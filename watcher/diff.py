@@ -33,6 +33,7 @@ from watcher.boilerplate import SEED_ONLY, Boilerplate
 from watcher.imageid import image_key
 from watcher.inline import inline_diff
 from watcher.models import (
+    EXTRACTION_NOTES,
     Article,
     Block,
     BlockKind,
@@ -196,6 +197,43 @@ def removal(
         summary="",
     )
     return extend(base, [item])
+
+
+def rebaseline(
+    old: Snapshot,
+    new: Snapshot,
+    *,
+    rules_before: str,
+    rules_after: str,
+    reappeared_at: str | None = None,
+) -> Change:
+    """The site's extraction rules changed between the versions: the new one
+    is a baseline, not an edit, since a diff across rules shows the rules.
+    One ``rules`` noise item, the rules as shown before and after (plus
+    ``reappeared`` when the article came back with them)."""
+    items = [
+        ChangeItem(
+            ChangeKind.RULES,
+            False,
+            "extraction rules",
+            rules_before,
+            rules_after,
+            detail="this version is the new baseline; the next one is diffed against it",
+        )
+    ]
+    if reappeared_at is not None:
+        items.append(ChangeItem(ChangeKind.REAPPEARED, True, "article", None, reappeared_at))
+    base = Change(
+        url=new.url,
+        title_before=old.title,
+        title_after=new.title,
+        captured_before=old.captured_at,
+        captured_after=new.captured_at,
+        items=(),
+        verdict=Verdict.NONE,
+        summary="",
+    )
+    return extend(base, items)
 
 
 # A page that says the article is not there ("soft 404"), in its (by then
@@ -1006,7 +1044,9 @@ def _links(block: Block) -> list[dict[str, str]]:
 
 # -- metadata -------------------------------------------------------------------
 def metadata_items(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[ChangeItem]:
-    """Page metadata outside the body (og:title, JSON-LD dateModified, ...)."""
+    """Page metadata outside the body (og:title, JSON-LD dateModified, ...);
+    watcher's own extraction notes are not the page's and are left out."""
+    before, after = _page_fields(before), _page_fields(after)
     if not before or not after or before == after:
         return []  # empty = unknown (e.g. imported from an archive), not "all removed"
     items: list[ChangeItem] = []
@@ -1016,6 +1056,10 @@ def metadata_items(before: dict[str, Any] | None, after: dict[str, Any] | None) 
         significant = not field.startswith("modified")
         items.append(ChangeItem(ChangeKind.METADATA, significant, field, old, new))
     return items
+
+
+def _page_fields(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (metadata or {}).items() if k not in EXTRACTION_NOTES}
 
 
 def _changed_paths(dd: DeepDiff) -> set[str]:
@@ -1055,6 +1099,7 @@ _LABELS = {
     "reappeared": ("article reappeared", "article reappeared"),
     "reverted": ("reverted to an earlier version", "reverted to an earlier version"),
     "redirected": ("redirected", "redirected"),
+    "rules": ("extraction rules changed; new baseline", "extraction rules changed; new baseline"),
 }
 
 

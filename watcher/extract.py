@@ -1,8 +1,9 @@
 """Extract stage: page HTML -> article body HTML + what the page says about itself. Pure.
 
 The body is the page's own ``<main>`` (else ``<article>``, else readability's
-guess), cleaned of scripts and presentational attributes and serialised on one
-line, which is the seed snapshot format. Whatever the input, ``extract``
+guess), or what the site's ``body`` rule selects, after its ``ignore`` blocks
+are removed (:mod:`watcher.siterules`); it is cleaned of scripts and
+presentational attributes and serialised on one line, the seed snapshot format. Whatever the input, ``extract``
 returns a value: an unusable page gives an empty ``body_html``.
 
 URLs are judged as a browser reads them (:mod:`watcher.safeurl`): a
@@ -32,6 +33,7 @@ import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -40,6 +42,8 @@ import lxml.html
 from lxml import etree
 from readability import Document
 
+from watcher import siterules
+from watcher.config import SiteRules
 from watcher.imageid import registrable_domain
 from watcher.models import ExtractedPage, PageMetadata
 from watcher.safeurl import SCRIPT_SCHEMES, scheme
@@ -103,8 +107,11 @@ _REFRESH_VALUE = re.compile(
 _local = threading.local()
 
 
-def extract(html: str, url: str) -> ExtractedPage:
-    """Return the article body and metadata of ``html``, fetched from ``url``."""
+def extract(html: str, url: str, rules: SiteRules | None = None) -> ExtractedPage:
+    """Return the article body and metadata of ``html``, fetched from ``url``.
+
+    ``rules`` (the site's ``[sites."host"]`` selectors) shape the body only:
+    the title and metadata still come from the whole page."""
     html = _clean_input(html)
     root = _parse(html)
     if root is not None and _too_deep():
@@ -114,7 +121,10 @@ def extract(html: str, url: str) -> ExtractedPage:
         return ExtractedPage(title="", url=url, body_html="", metadata=_EMPTY_METADATA)
     metadata = extract_metadata(root, url)
     title = _title(root, metadata)
-    body = _body(root, html)
+    if rules is not None and siterules.fingerprint(rules):
+        body, metadata = _ruled_body(root, html, url, rules, metadata)
+    else:
+        body = _body(root, html)
     return ExtractedPage(
         title=title,
         url=metadata.canonical_url or url,
@@ -292,6 +302,43 @@ def _body(root: lxml.html.HtmlElement, html: str) -> lxml.html.HtmlElement | Non
         return None
     clean(fallback)
     return fallback if _has_content(fallback) else None
+
+
+def _ruled_body(
+    root: lxml.html.HtmlElement, html: str, url: str, rules: SiteRules, metadata: PageMetadata
+) -> tuple[lxml.html.HtmlElement | None, PageMetadata]:
+    """The body as the site's rules say, and the metadata noting them.
+
+    A body rule that matches nothing (a redesign) falls back to the usual
+    choice, with a warning and a note in the metadata, rather than an empty
+    article."""
+    applied = siterules.apply(root, rules)
+    unmatched = applied.unmatched
+    body = _rule_body(applied.body) if applied.body else None
+    if applied.body and body is None:
+        unmatched = ", ".join(rules.body)  # it matched only empty elements
+    if unmatched is not None:
+        log.warning("%s: body rule %r matched nothing; extracted as usual", url, unmatched)
+    if body is None:
+        # readability reads the page's text: give it the page without the ignored blocks
+        page = lxml.html.tostring(root, encoding="unicode") if applied.removed else html
+        body = _body(root, page)
+    noted = replace(metadata, site_rules=rules.fingerprint, body_rule_unmatched=unmatched)
+    return body, noted
+
+
+def _rule_body(elements: tuple[lxml.html.HtmlElement, ...]) -> lxml.html.HtmlElement | None:
+    """The elements a body rule chose, cleaned; several go into one <div> in
+    document order. None when they hold nothing."""
+    if len(elements) == 1:
+        body = elements[0]
+    else:
+        body = lxml.html.Element("div")
+        for element in elements:
+            element.tail = None  # the text after it is not part of it
+            body.append(element)
+    clean(body)
+    return body if _has_content(body) else None
 
 
 def _has_content(element: lxml.html.HtmlElement) -> bool:

@@ -122,7 +122,8 @@ class Article:
 
 @dataclass(frozen=True, slots=True)
 class PageMetadata:
-    """What a page says about itself outside the article body."""
+    """What a page says about itself outside the article body, and (the
+    EXTRACTION_NOTES fields) how its body was extracted."""
 
     canonical_url: str | None = None
     og_title: str | None = None
@@ -132,9 +133,18 @@ class PageMetadata:
     headline: str | None = None
     author: str | None = None
     language: str | None = None
+    #: Fingerprint of the site rules the body was extracted with (siterules.py).
+    site_rules: str | None = None
+    #: The body selectors that matched nothing (the usual extraction was used).
+    body_rule_unmatched: str | None = None
 
     def as_dict(self) -> dict[str, str]:
         return {k: v for k in self.__slots__ if (v := getattr(self, k)) is not None}
+
+
+#: PageMetadata fields about watcher's extraction, not the page: never diffed
+#: as metadata (a rules change is a ``rules`` re-baseline instead).
+EXTRACTION_NOTES = frozenset({"site_rules", "body_rule_unmatched"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +237,8 @@ class ChangeKind(StrEnum):
     REAPPEARED = "reappeared"
     REVERTED = "reverted"
     REDIRECTED = "redirected"
+    #: The site's extraction rules changed: this version is a new baseline, not diffed.
+    RULES = "rules"
 
     @classmethod
     def of_block(cls, block: BlockKind, action: str) -> ChangeKind:
@@ -246,6 +258,7 @@ _NOISE_KINDS = frozenset(
         ChangeKind.MARKUP_ONLY,
         ChangeKind.BOILERPLATE,
         ChangeKind.TYPOGRAPHY,
+        ChangeKind.RULES,
     }
 )
 

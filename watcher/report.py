@@ -49,6 +49,7 @@ _TITLES = {
     "reappeared": "Article reappeared",
     "reverted": "Reverted to an earlier version",
     "redirected": "Redirected",
+    "rules": "Extraction rules changed; new baseline",
 }
 _URL_KINDS = frozenset({"url", "redirected", "media_changed", "link_changed"})
 _URL_KEYS = frozenset({"src", "origin_src", "href", "url"})
