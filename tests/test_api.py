@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from tests.support.http_server import LocalServer
 from tests.support.newsroom import Newsroom
 from watcher import api
+from watcher import cli as cli_module
 from watcher import snapshot as snapshot_mod
 from watcher.cli import main
 from watcher.errors import WatcherError
@@ -93,7 +94,7 @@ def test_add_list_remove(cli: Cli) -> None:
     removed = cli("remove", URL)
     assert (removed.exit_code, removed.stdout) == (0, f"removed: {URL}\n")
     assert listed(cli) == []
-    assert cli("list").stdout == "no watches yet: watcher add URL\n"
+    assert cli("list").stdout == "no watches (1 removed: watcher list --all)\n"
 
 
 def test_the_database_is_where_the_settings_say(cli: Cli, db_url: str) -> None:
@@ -147,6 +148,7 @@ def test_removing_an_unwatched_url_is_one_line_and_exit_2(cli: Cli) -> None:
 
 
 def test_a_too_short_interval_is_refused(cli: Cli) -> None:
+    cli("db", "upgrade")  # the refusal comes first: not even the database is created
     result = cli("add", URL, "--interval", "30s")
     assert result.exit_code == 2
     assert (
@@ -362,9 +364,13 @@ def test_list_watches_and_remove_watches(store: Store) -> None:
     api.add_watches(store, [URL, "https://example.com/news/2"])
     assert [w.url for w in api.list_watches(store)] == [URL, "https://example.com/news/2"]
     assert api.remove_watches(store, ["https://example.com/news/2"]) == [
-        "https://example.com/news/2"
+        api.Removed("https://example.com/news/2", versions=0, purged=False)
     ]
     assert [w.url for w in api.list_watches(store)] == [URL]
+    everything = api.list_watches(store, include_removed=True)
+    assert [(w.url, w.state) for w in everything] == [
+        (URL, WatchState.ACTIVE), ("https://example.com/news/2", WatchState.REMOVED),
+    ]  # fmt: skip
 
 
 def test_pause_and_resume_of_a_never_checked_watch_keeps_it_never_checked(cli: Cli) -> None:
@@ -408,3 +414,232 @@ def test_status_never_shows_the_database_password(store: Store, tmp_path: Path) 
     st = api.status(settings, store)
     assert secret not in st.database
     assert st.database == "postgresql+psycopg://watcher:***@db.example.org/watcher"
+
+
+# -- managing watches: set, remove (kept or purged), last errors --------------------------
+OTHER = "https://example.com/news/2"
+
+
+def test_set_changes_interval_and_tags_and_says_what_changed(cli: Cli) -> None:
+    cli("add", URL, OTHER, "--interval", "10m", "--tag", "draft")
+    result = cli("set", URL, OTHER, "--interval", "adaptive", "--tag", "elections",
+                 "--untag", "draft")  # fmt: skip
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout == (
+        f"{URL}: interval 10m → adaptive, tags +elections -draft\n"
+        f"{OTHER}: interval 10m → adaptive, tags +elections -draft\n"
+    )
+    assert [(r["interval_s"], r["tags"]) for r in listed(cli)] == [(None, ["elections"])] * 2
+    again = cli("set", URL, "--interval", "adaptive", "--untag", "never-there")
+    assert (again.exit_code, again.stdout) == (0, f"{URL}: unchanged\n")
+    pinned = cli("set", URL, "--interval", "2h")
+    assert pinned.stdout == f"{URL}: interval adaptive → 2h\n"
+    assert cli("set", URL).exit_code == 2  # nothing to set: a usage error
+
+
+def test_set_with_an_unknown_or_removed_url_changes_nothing(cli: Cli) -> None:
+    cli("add", URL, "--tag", "a")
+    unknown = cli("set", URL, "https://example.com/never-added", "--interval", "30m")
+    assert (unknown.exit_code, unknown.stdout) == (2, "")
+    assert unknown.stderr == (
+        "watcher: error: https://example.com/never-added is not watched (see `watcher list`)\n"
+    )
+    too_short = cli("set", URL, "--interval", "30s", "--tag", "b")
+    assert too_short.stderr == (
+        "watcher: error: --interval must be at least 1m: be kind to news sites\n"
+    )
+    cli("add", OTHER)
+    cli("remove", OTHER)
+    removed = cli("set", URL, OTHER, "--tag", "b")
+    assert removed.exit_code == 2 and f"{OTHER} was removed" in removed.stderr
+    [row] = listed(cli)
+    assert (row["interval_s"], row["tags"]) == (None, ["a"])
+
+
+def test_set_moves_the_next_check_earlier_for_a_shorter_interval(store: Store) -> None:
+    api.add_watches(store, [URL, OTHER], interval_s=7200, now=T0)
+    for url in (URL, OTHER):
+        watch = api.require_watch(store, url)
+        store.release(watch.id, next_check_at=T0 + 7_200_000, failure_count=0,
+                      unchanged_count=0, last_checked_at=T0)  # fmt: skip
+    [shorter] = api.set_watches(store, [URL], interval_s=600, now=T0 + 1000)
+    assert (shorter.interval_before, shorter.interval_after) == (7200, 600)
+    assert api.require_watch(store, URL).next_check_at == T0 + 1000 + 600_000
+    api.set_watches(store, [OTHER], interval_s=86_400, add_tags=["x"], now=T0 + 1000)
+    assert api.require_watch(store, OTHER).next_check_at == T0 + 7_200_000  # never later
+    with pytest.raises(WatcherError, match=r"--tag and --untag both name 'x'"):
+        api.set_watches(store, [URL], add_tags=["x"], remove_tags=["x"])
+
+
+def test_adding_again_says_what_it_did_with_tags_and_interval(cli: Cli) -> None:
+    cli("add", URL, "--interval", "10m", "--tag", "a")
+    tags = cli("add", URL, "--tag", "a", "--tag", "b")
+    assert tags.stdout == f"already watched: {URL} (tags +b added)\n"
+    interval = cli("add", URL, "--interval", "2h")
+    assert interval.stdout == (
+        f"already watched: {URL} (interval stays 10m: "
+        "use watcher set to change its interval or tags)\n"
+    )
+    [row] = listed(cli)
+    assert (row["interval_s"], row["tags"]) == (600, ["a", "b"])
+
+
+def test_remove_keeps_the_history_and_add_brings_the_watch_back(cli: Cli) -> None:
+    cli("add", URL, OTHER)
+    store = api.open_store(cli.settings())
+    try:
+        watch = _with_history(store, versions=2)
+    finally:
+        store.close()
+    removed = cli("remove", URL)
+    assert removed.stdout == (
+        f"removed: {URL} (2 versions kept)\n"
+        "(history kept: watcher add watches it again, watcher remove --purge deletes it)\n"
+    )
+    assert [r["url"] for r in listed(cli)] == [OTHER]
+    assert URL not in cli("list").stdout
+    every = json.loads(cli("list", "--all", "--json").stdout)
+    assert [(r["url"], r["state"], r["versions"]) for r in every] == [
+        (URL, "removed", 2), (OTHER, "active", 0),
+    ]  # fmt: skip
+    assert "removed" in cli("list", "--all").stdout
+    history = cli("history", URL)
+    assert history.stdout.startswith(f"{URL} (removed)\n") and "edit 2" in history.stdout
+    assert cli("remove", URL).stdout == f"already removed: {URL}\n"
+    for refused in (("pause", URL), ("resume", URL), ("check", URL)):
+        result = cli(*refused)
+        assert result.exit_code == 2, refused
+        assert "was removed (its history is kept): `watcher add` watches it again" in result.stderr
+
+    back = cli("add", URL)
+    assert back.stdout == f"watching again: {URL} (it was removed; its history is kept)\n"
+    [again] = [r for r in listed(cli) if r["url"] == URL]
+    assert (again["versions"], again["state"]) == (2, "gone")  # its last news was a removal
+    store = api.open_store(cli.settings())
+    try:
+        assert api.require_watch(store, URL).id == watch.id
+    finally:
+        store.close()
+
+
+def test_check_all_and_the_daemon_skip_removed_watches(store: Store) -> None:
+    api.add_watches(store, [URL, OTHER], now=T0)
+    api.remove_watches(store, [OTHER])
+    assert [w.url for w in api.watches_to_check(store, None)] == [URL]
+    assert [w.url for w in store.claim_due("d", T0 + 1, 10, 1000)] == [URL]
+
+
+def test_remove_purge_yes_deletes_the_watch_and_its_history(cli: Cli) -> None:
+    cli("add", URL, OTHER)
+    store = api.open_store(cli.settings())
+    try:
+        watch = _with_history(store, versions=3)
+    finally:
+        store.close()
+    cli("remove", OTHER)  # a removed watch can be purged too
+    purged = cli("remove", "--purge", "--yes", URL, OTHER)
+    assert (purged.exit_code, purged.stdout) == (
+        0, f"purged: {URL} (3 versions deleted)\npurged: {OTHER}\n",
+    )  # fmt: skip
+    assert json.loads(cli("list", "--all", "--json").stdout) == []
+    store = api.open_store(cli.settings())
+    try:
+        assert (store.versions(watch.id), store.changes(watch.id)) == ([], [])
+    finally:
+        store.close()
+
+
+def test_purge_without_a_terminal_or_yes_refuses_and_deletes_nothing(cli: Cli) -> None:
+    cli("add", URL)
+    store = api.open_store(cli.settings())
+    try:
+        _with_history(store, versions=2)
+    finally:
+        store.close()
+    result = cli("remove", "--purge", URL)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "watcher: error: --purge would delete 1 watch and its 2 versions: pass --yes to confirm\n"
+    )
+    assert [(r["state"], r["versions"]) for r in listed(cli)] == [("active", 2)]
+
+
+def test_purge_on_a_terminal_asks_first(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli_module, "_on_terminal", lambda: True)
+    cli("add", URL, OTHER)
+    declined = cli.runner.invoke(
+        main, ["--home", str(cli.home), "remove", "--purge", URL, OTHER], env=cli.env, input="n\n"
+    )
+    assert declined.exit_code == 1
+    assert declined.stdout == "Delete 2 watches and their 0 versions? [y/N]: n\nnothing deleted\n"
+    assert len(listed(cli)) == 2
+    agreed = cli.runner.invoke(
+        main, ["--home", str(cli.home), "remove", "--purge", URL], env=cli.env, input="y\n"
+    )
+    assert agreed.exit_code == 0
+    assert agreed.stdout.endswith(f"[y/N]: y\npurged: {URL}\n")
+    assert [r["url"] for r in json.loads(cli("list", "--all", "--json").stdout)] == [OTHER]
+
+
+def test_a_failing_watch_shows_its_last_error_until_a_check_succeeds(cli: Cli) -> None:
+    """A real server answers 500 three times, then the article: list and status
+    say what is wrong while it fails, and nothing once it is back."""
+    cli.env["WATCHER_RETRIES"] = "0"  # one request per check: the error comes at once
+    room = Newsroom(title=SEED.title, main=SEED.body)
+    failing = {"now": True}
+
+    def page(req: Any) -> None:
+        if failing["now"]:
+            req.respond(500, b"<h1>Internal Server Error</h1>")
+        else:
+            req.respond(200, room.page().encode("utf-8"))
+
+    with LocalServer() as site:
+        site.route("/a", page)
+        url = site.url("/a")
+        cli("add", url)
+        for _ in range(3):
+            assert cli("check", url).stdout == f"{url}: error: HTTP 500\n"
+        [row] = listed(cli)
+        assert (row["state"], row["failures"], row["last_error"]) == ("failing", 3, "HTTP 500")
+        table = cli("list").stdout.splitlines()
+        assert table[1].startswith(url) and table[1].endswith("failing")
+        assert table[2] == "  ↳ error: HTTP 500 (3 checks in a row)"
+        status = cli("status").stdout
+        assert f"failing:     1\n  {url}: HTTP 500 (3 checks in a row)\n" in status
+
+        failing["now"] = False
+        assert cli("check", url).stdout == f"{url}: new version\n"
+        [row] = listed(cli)
+        assert (row["state"], row["failures"], row["last_error"]) == ("active", 0, None)
+        assert len(cli("list").stdout.splitlines()) == 2  # the header and the watch: no error line
+        assert "failing:     0\n" in cli("status").stdout
+
+        failing["now"] = True
+        cli("check", url)
+        assert listed(cli)[0]["last_error"] == "HTTP 500"
+        site.route("/a", lambda req: req.respond(404, b"<h1>Not Found</h1>"))
+        assert cli("check", url).stdout.startswith(f"{url}: gone")
+    [row] = listed(cli)  # the site answered: the article is gone, the watch is not failing
+    assert (row["state"], row["last_error"]) == ("gone", None)
+
+
+def test_status_names_ten_failing_watches_then_counts_the_rest(cli: Cli) -> None:
+    urls = [f"https://example.com/news/{n}" for n in range(12)]
+    cli("add", *urls)
+    store = api.open_store(cli.settings())
+    try:
+        for n, watch in enumerate(store.watches()):
+            store.release(watch.id, next_check_at=T0, failure_count=n + 1, unchanged_count=0,
+                          last_checked_at=T0, last_error=f"HTTP 50{n % 4}")  # fmt: skip
+        api.remove_watches(store, [urls[0]])  # removed: not failing any more
+    finally:
+        store.close()
+    lines = cli("status").stdout.splitlines()
+    start = lines.index("failing:     11")
+    named = lines[start + 1 : start + 11]
+    assert named[0] == f"  {urls[11]}: HTTP 503 (12 checks in a row)"  # failing longest first
+    assert [line.split(":")[1] for line in named] == [
+        f"//example.com/news/{n}" for n in range(11, 1, -1)
+    ]
+    assert lines[start + 11] == "  and 1 more (watcher list)"

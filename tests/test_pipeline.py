@@ -31,6 +31,7 @@ from watcher.settings import Settings
 from watcher.store import (
     ChangeVerdict,
     CheckOutcome,
+    DeliveryState,
     Store,
     Transaction,
     VersionRecord,
@@ -171,8 +172,8 @@ def test_paragraph_edit_is_significant_reported_and_marked(env: Env) -> None:
     [change] = env.changes(url)
     assert change.verdict is ChangeVerdict.SIGNIFICANT
     assert "paragraph_edited" in change.kinds
-    assert change.reported_at is not None
-    assert env.store.unreported_changes() == []
+    assert reports_state(env, change.id) is DeliveryState.SENT
+    assert env.store.deliveries(state="pending") == []
     md, html = (env.settings.reports_dir / p for p in report_paths(url, 2))
     assert "持续~~数~~**约三**个小时" in md.read_text(encoding="utf-8")
     assert "<html" in html.read_text(encoding="utf-8").lower()
@@ -192,7 +193,8 @@ def test_404_is_gone_and_a_later_200_is_reappeared(env: Env) -> None:
     assert env.watch(url).state is WatchState.GONE
     [change] = env.changes(url)
     assert (change.kinds, change.new_version_id) == (("gone",), None)
-    assert change.verdict is ChangeVerdict.SIGNIFICANT and change.reported_at is not None
+    assert change.verdict is ChangeVerdict.SIGNIFICANT
+    assert reports_state(env, change.id) is DeliveryState.SENT
     assert len(env.versions(url)) == 1
 
     env.clock.advance(60)  # still gone: no second "gone" change
@@ -489,6 +491,12 @@ def test_an_article_restored_unchanged_is_reappeared_even_if_the_server_says_304
     assert "reappeared" in env.changes(url)[-1].kinds
 
 
+def reports_state(env: Env, change_id: int) -> DeliveryState:
+    """The state of a change's ``reports`` delivery (its report files)."""
+    [row] = env.store.deliveries(change_id=change_id, channel="reports")
+    return row.state
+
+
 def test_a_report_that_could_not_be_written_is_written_later(env: Env) -> None:
     """Store, then notify, then mark: a failed report is retried, not lost."""
     room = newsroom(env)
@@ -502,11 +510,12 @@ def test_a_report_that_could_not_be_written_is_written_later(env: Env) -> None:
     result = env.check(url)
 
     assert result.outcome is CheckOutcome.NEW_VERSION  # the check itself succeeded
-    assert [c.reported_at for c in env.changes(url)] == [None]
+    assert [reports_state(env, c.id) for c in env.changes(url)] == [DeliveryState.PENDING]
     env.settings.reports_dir.unlink()
     pipeline = Pipeline(env.store, None, env.settings, clock=env.clock)  # type: ignore[arg-type]
+    env.clock.advance(3600)  # past the retry's back-off
     assert pipeline.report_pending() == 1
-    assert env.store.unreported_changes() == []
+    assert env.store.deliveries(state="pending") == []
     md, _ = (env.settings.reports_dir / p for p in report_paths(url, 2))
     assert "约三" in md.read_text(encoding="utf-8")
 

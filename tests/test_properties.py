@@ -230,7 +230,6 @@ def _record(change: Change, url: str, summary: str) -> ChangeRecord:
         summary=summary,
         record=change_to_dict(change),
         reverted_to_version_id=None,
-        reported_at=None,
     )
 
 

@@ -9,24 +9,32 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
-from watcher import archive
+from watcher import archive, feedmeta
 from watcher import snapshot as snapshot_mod
 from watcher.daemon import is_locked, read_heartbeat, recover_archive, worker_id
 from watcher.diff import diff_snapshots
+from watcher.discovery import PollResult, SourcePoller, compile_match, source_url
 from watcher.errors import InvalidURLError, WatcherError
 from watcher.fetch import Fetcher
 from watcher.guard import AddressPolicy, AddressRefused
 from watcher.models import Change, change_from_dict
 from watcher.pipeline import CheckResult, Pipeline
-from watcher.settings import MAX_DURATION_S, Settings, format_duration
+from watcher.settings import MAX_DURATION_S, Settings, format_duration, parse_duration
 from watcher.store import (
+    CHECKED_STATES,
+    KEEP,
     ChangeRecord,
     CheckOutcome,
+    DeliveryRecord,
+    DeliveryState,
+    Keep,
+    SourceRecord,
     Store,
     VersionRecord,
     WatchRecord,
@@ -75,11 +83,50 @@ def database_exists(settings: Settings) -> bool:
     return path is None or path.exists()
 
 
+ADAPTIVE = "adaptive"  # an unpinned interval, as the command line and the output write it
+
+
+def parse_interval(text: str) -> float | None:
+    """``--interval``: a duration such as ``10m`` (seconds, checked as
+    :func:`add_watches` checks it), or ``adaptive`` (None: the scheduler decides)."""
+    if text.strip().lower() == ADAPTIVE:
+        return None
+    try:
+        seconds = parse_duration(text)
+    except WatcherError as exc:
+        raise WatcherError(f"--interval {exc}") from exc
+    _check_interval(seconds)
+    return seconds
+
+
+def format_interval(interval_s: int | None) -> str:
+    return format_duration(interval_s) if interval_s else ADAPTIVE
+
+
+def _check_interval(interval_s: float | None) -> None:
+    """A pinned interval under :data:`MIN_INTERVAL_S` or over :data:`MAX_INTERVAL_S`
+    is refused (WatcherError); None (adaptive) is always fine."""
+    if interval_s is not None and not interval_s >= MIN_INTERVAL_S:
+        raise WatcherError("--interval must be at least 1m: be kind to news sites")
+    if interval_s is not None and not interval_s <= MAX_INTERVAL_S:
+        raise WatcherError(f"--interval must be at most {format_duration(MAX_INTERVAL_S)}")
+
+
 @dataclass(frozen=True, slots=True)
 class Added:
+    """What ``add`` did to one URL. Besides a new watch: a removed one brought
+    back (``reactivated``, same id, history kept), or an existing one that got
+    ``tags_added`` but kept its own ``interval_s`` (``interval_kept``: the add
+    asked for another; changing it is ``watcher set``'s job, so that a repeated
+    ``add`` never silently reschedules a watch)."""
+
     url: str
     created: bool
     error: str | None = None
+    reactivated: bool = False
+    tags_added: tuple[str, ...] = ()
+    interval_kept: bool = False
+    interval_s: int | None = None  # the watch's interval after the add
 
 
 def add_watches(
@@ -94,27 +141,57 @@ def add_watches(
 
     A pinned ``interval_s`` under :data:`MIN_INTERVAL_S` or over
     :data:`MAX_INTERVAL_S` is refused (WatcherError) before any URL is added.
+    The URLs already watched are read first, in one query, so the result can
+    say what the add did to them (see :class:`Added`).
     """
-    if interval_s is not None and not interval_s >= MIN_INTERVAL_S:
-        raise WatcherError("--interval must be at least 1m: be kind to news sites")
-    if interval_s is not None and not interval_s <= MAX_INTERVAL_S:
-        raise WatcherError(f"--interval must be at most {format_duration(MAX_INTERVAL_S)}")
-    out: list[Added] = []
+    _check_interval(interval_s)
+    pinned = _pinned(interval_s)
+    tag_list = tuple(dict.fromkeys(tags))
+    when = now if now is not None else now_ms()
+    wanted: list[tuple[str, str | None]] = []  # (URL normalised, or as given with its error)
     for raw in urls:
         try:
-            url = normalise_url(raw.strip())
+            wanted.append((normalise_url(raw.strip()), None))
         except InvalidURLError as exc:
-            out.append(Added(raw, False, str(exc)))
+            wanted.append((raw, str(exc)))
+    known = {w.url: w for w in store.watches(urls={u for u, e in wanted if e is None})}
+    out: list[Added] = []
+    for url, error in wanted:
+        if error is not None:
+            out.append(Added(url, False, error))
             continue
-        _, created = store.add_watch(
-            url,
-            site=urlsplit(url).hostname or "",
-            interval_s=round(interval_s) if interval_s else None,
-            tags=tuple(tags),
-            now_ms=now if now is not None else now_ms(),
+        watch, created = store.add_watch(
+            url, site=urlsplit(url).hostname or "", interval_s=pinned, tags=tag_list, now_ms=when
         )
-        out.append(Added(url, created))
+        before = known.get(url, watch)
+        known[url] = watch
+        if created:
+            out.append(Added(url, True, interval_s=pinned))
+        else:
+            out.append(_readd(store, before, watch, pinned, when))
     return out
+
+
+def _readd(
+    store: Store, before: WatchRecord, watch: WatchRecord, pinned: int | None, when: int
+) -> Added:
+    """``add`` of a URL already there: bring a removed watch back (with the
+    interval asked for, if any), else only say what the add merged."""
+    tags_added = tuple(t for t in watch.tags if t not in before.tags)
+    if before.state is WatchState.REMOVED:
+        _wake(store, watch, when)
+        interval = watch.interval_s if pinned is None else pinned
+        if interval != watch.interval_s:
+            store.update_watch(watch.url, interval_s=interval, tags=watch.tags, next_check_at=when)
+        return Added(watch.url, False, reactivated=True, tags_added=tags_added, interval_s=interval)
+    kept = pinned is not None and pinned != watch.interval_s
+    return Added(
+        watch.url, False, tags_added=tags_added, interval_kept=kept, interval_s=watch.interval_s
+    )
+
+
+def _pinned(interval_s: float | None) -> int | None:
+    return round(interval_s) if interval_s else None
 
 
 def address_warning(settings: Settings, url: str) -> str | None:
@@ -162,8 +239,21 @@ def require_watches(store: Store, urls: Iterable[str]) -> list[WatchRecord]:
     """The watches of ``urls`` in the order given (each once), from one query;
     WatcherError names the first URL that is not watched."""
     wanted = [(url, _normalise(url)) for url in urls]
-    found = {w.url: w for w in store.watches(urls={norm for _, norm in wanted})}
-    out: dict[int, WatchRecord] = {}
+    return _in_order(wanted, {w.url: w for w in store.watches(urls={n for _, n in wanted})})
+
+
+def require_summaries(store: Store, urls: Iterable[str]) -> list[WatchSummary]:
+    """As :func:`require_watches`, with each watch's version count (what
+    ``remove --purge`` asks about before deleting)."""
+    wanted = [(url, _normalise(url)) for url in urls]
+    return _in_order(wanted, {w.url: w for w in store.list_watches(urls={n for _, n in wanted})})
+
+
+_W = TypeVar("_W", WatchRecord, WatchSummary)
+
+
+def _in_order(wanted: list[tuple[str, str]], found: Mapping[str, _W]) -> list[_W]:
+    out: dict[int, _W] = {}
     for url, norm in wanted:
         watch = found.get(norm)
         if watch is None:
@@ -176,25 +266,139 @@ def _not_watched(url: str) -> WatcherError:
     return WatcherError(f"{url} is not watched (see `watcher list`)")
 
 
-def list_watches(store: Store) -> list[WatchSummary]:
-    """Every watch with its version count and latest title, oldest watch first."""
-    return store.list_watches()
+def _refuse_removed(watches: Iterable[WatchRecord]) -> None:
+    """WatcherError naming the first removed watch: set, check, pause and resume
+    would otherwise act on an article the user stopped watching, silently."""
+    for watch in watches:
+        if watch.state is WatchState.REMOVED:
+            raise WatcherError(
+                f"{watch.url} was removed (its history is kept): `watcher add` watches it again"
+            )
 
 
-def remove_watches(store: Store, urls: Iterable[str]) -> list[str]:
-    """Stop watching ``urls`` and delete their stored versions; return the URLs
-    removed. All are looked up first: if one is not watched, nothing is removed."""
-    watches = require_watches(store, urls)
+def list_watches(store: Store, *, include_removed: bool = False) -> list[WatchSummary]:
+    """Every watch with its version count and latest title, oldest watch first;
+    removed watches (their history kept) only with ``include_removed``."""
+    watches = store.list_watches()
+    return [w for w in watches if include_removed or w.state is not WatchState.REMOVED]
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """One URL ``remove`` acted on: its ``versions`` were kept, or (``purged``)
+    deleted. ``already``: it had been removed before, so (unless purged)
+    nothing changed."""
+
+    url: str
+    versions: int
+    purged: bool
+    already: bool = False
+
+
+def remove_watches(store: Store, urls: Iterable[str], *, purge: bool = False) -> list[Removed]:
+    """Stop watching ``urls``. Their history (versions, changes, reports) is
+    kept, so a mistaken remove loses nothing and ``watcher add`` brings a watch
+    back with it; ``purge`` deletes the watches and their history instead (the
+    archive files stay on disk).
+
+    All are looked up first: if one is not watched, nothing is changed.
+    """
+    watches = require_summaries(store, urls)
     with store.transaction() as tx:
-        return [w.url for w in watches if tx.remove_watch(w.url)]
+        for w in watches:
+            if purge:
+                tx.remove_watch(w.url)
+            elif w.state is not WatchState.REMOVED:
+                tx.set_state(w.url, WatchState.REMOVED)
+    return [Removed(w.url, w.version_count, purge, w.state is WatchState.REMOVED) for w in watches]
 
 
 def watches_to_check(store: Store, urls: Iterable[str] | None) -> list[WatchRecord]:
     """The watches ``watcher check`` runs: those of ``urls``, or (None) every
-    watch that is not paused. One query either way."""
+    watch that is neither paused nor removed. One query either way; naming a
+    removed watch is an error (checking it would add to a history the user
+    stopped)."""
     if urls is None:
-        return store.watches(states=[st for st in WatchState if st is not WatchState.PAUSED])
-    return require_watches(store, urls)
+        skipped = (WatchState.PAUSED, WatchState.REMOVED)
+        return store.watches(states=[st for st in WatchState if st not in skipped])
+    watches = require_watches(store, urls)
+    _refuse_removed(watches)
+    return watches
+
+
+@dataclass(frozen=True, slots=True)
+class WatchUpdate:
+    """What ``set`` did to one watch: its interval and tags before and after."""
+
+    url: str
+    interval_before: int | None
+    interval_after: int | None
+    tags_before: tuple[str, ...]
+    tags_after: tuple[str, ...]
+
+    @property
+    def tags_added(self) -> tuple[str, ...]:
+        return tuple(t for t in self.tags_after if t not in self.tags_before)
+
+    @property
+    def tags_removed(self) -> tuple[str, ...]:
+        return tuple(t for t in self.tags_before if t not in self.tags_after)
+
+    @property
+    def changed(self) -> bool:
+        return self.interval_before != self.interval_after or self.tags_before != self.tags_after
+
+    def describe(self) -> str:
+        """``interval 10m → adaptive, tags +elections -draft``, or ``unchanged``."""
+        parts = []
+        if self.interval_before != self.interval_after:
+            before, after = (format_interval(self.interval_before),
+                             format_interval(self.interval_after))  # fmt: skip
+            parts.append(f"interval {before} → {after}")
+        tags = [f"+{t}" for t in self.tags_added] + [f"-{t}" for t in self.tags_removed]
+        if tags:
+            parts.append("tags " + " ".join(tags))
+        return ", ".join(parts) or "unchanged"
+
+
+def set_watches(
+    store: Store,
+    urls: Iterable[str],
+    *,
+    interval_s: float | Keep | None = KEEP,
+    add_tags: Iterable[str] = (),
+    remove_tags: Iterable[str] = (),
+    now: int | None = None,
+) -> list[WatchUpdate]:
+    """Change the interval (None: adaptive; :data:`KEEP`: leave it) and the
+    tags of watched URLs. All or nothing, like :func:`remove_watches`: an
+    unknown or removed URL, or a bad interval, is a WatcherError before
+    anything is written.
+
+    A shorter pinned interval takes effect now (the next check is moved
+    earlier, never later), not after the check the old interval scheduled.
+    """
+    if not isinstance(interval_s, Keep):
+        _check_interval(interval_s)
+    adding, dropping = tuple(dict.fromkeys(add_tags)), tuple(dict.fromkeys(remove_tags))
+    if both := [t for t in adding if t in dropping]:
+        raise WatcherError(f"--tag and --untag both name {both[0]!r}")
+    watches = require_watches(store, urls)
+    _refuse_removed(watches)
+    when = now if now is not None else now_ms()
+    updates: list[WatchUpdate] = []
+    with store.transaction() as tx:
+        for w in watches:
+            interval = w.interval_s if isinstance(interval_s, Keep) else _pinned(interval_s)
+            tags = tuple(t for t in dict.fromkeys([*w.tags, *adding]) if t not in dropping)
+            update = WatchUpdate(w.url, w.interval_s, interval, w.tags, tags)
+            if update.changed:
+                due = w.next_check_at
+                if interval and interval != w.interval_s:
+                    due = min(due, when + interval * 1000)
+                tx.update_watch(w.url, interval_s=interval, tags=tags, next_check_at=due)
+            updates.append(update)
+    return updates
 
 
 def _normalise(url: str) -> str:
@@ -346,6 +550,11 @@ class Status:
     due_now: int
     errors_last_hour: int
     database: str  # the database URL, password masked
+    #: Checked watches whose last check failed, longest failing first, each
+    #: with its ``last_error``: a count alone does not say what to fix.
+    failing: list[WatchSummary] = field(default_factory=list)
+    #: Outbox rows by state (pending, sent, dead).
+    deliveries: dict[str, int] = field(default_factory=dict)
 
 
 def status(settings: Settings, store: Store) -> Status:
@@ -353,6 +562,8 @@ def status(settings: Settings, store: Store) -> Status:
     by_state: dict[str, int] = {}
     for w in summaries:
         by_state[str(w.state)] = by_state.get(str(w.state), 0) + 1
+    failing = [w for w in summaries if w.last_error is not None and w.state in CHECKED_STATES]
+    failing.sort(key=lambda w: (-w.failure_count, w.id))
     now = now_ms()
     return Status(
         daemon_running=_daemon_running(settings),
@@ -362,6 +573,8 @@ def status(settings: Settings, store: Store) -> Status:
         due_now=store.due_count(now),
         errors_last_hour=store.errors_since(now - HOUR_MS),
         database=safe_url(settings.database_url),
+        failing=failing,
+        deliveries=store.delivery_counts(),
     )
 
 
@@ -414,17 +627,47 @@ def set_paused(store: Store, url: str, paused: bool, *, now: int | None = None) 
     removed article stays gone, so its return is news ("reappeared").
 
     Neither touches the last check time nor the lease of a daemon checking the
-    watch right now.
+    watch right now. A removed watch is refused: ``watcher add`` brings it back.
     """
     watch = require_watch(store, url)
+    _refuse_removed([watch])
     if paused:
         store.set_state(watch.url, WatchState.PAUSED)
         return
+    _wake(store, watch, now if now is not None else now_ms())
+
+
+def _wake(store: Store, watch: WatchRecord, now: int) -> None:
+    """Make a watch checked again, due ``now`` (resume, or ``add`` of a removed one)."""
     # A removal is the newest thing known of an article taken down before it
     # was paused or retired: it stays gone until it is seen again.
     latest = store.latest_change(watch.id)
     gone = latest is not None and latest.new_version_id is None
-    store.resume(watch.url, now_ms=now if now is not None else now_ms(), gone=gone)
+    store.resume(watch.url, now_ms=now, gone=gone)
+
+
+def deliveries(
+    store: Store, *, state: DeliveryState | None, limit: int = 100
+) -> list[DeliveryRecord]:
+    """Outbox rows, newest first: dead letters by default in the CLI."""
+    return store.deliveries(state=state, limit=limit)
+
+
+def retry_deliveries(store: Store, ids: Iterable[int] | None) -> int:
+    """Send dead letters again (all, or those ``ids``); returns how many were
+    queued. An id that is not a dead letter is an error, and nothing changes."""
+    if ids is not None:
+        wanted = sorted(set(ids))
+        dead = {d.id for d in store.deliveries(state=DeliveryState.DEAD)}
+        missing = [i for i in wanted if i not in dead]
+        if missing:
+            raise WatcherError(
+                "not a dead letter: "
+                + ", ".join(f"#{i}" for i in missing)
+                + " (see watcher deliveries)"
+            )
+        return store.retry_deliveries(now_ms(), wanted)
+    return store.retry_deliveries(now_ms())
 
 
 OUTCOME_LABELS = {
@@ -435,3 +678,87 @@ OUTCOME_LABELS = {
     CheckOutcome.GONE: "gone",
     CheckOutcome.REAPPEARED: "reappeared",
 }
+
+
+# -- sources -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SourceAdded:
+    url: str
+    created: bool
+
+
+def add_source(
+    settings: Settings,
+    store: Store,
+    url: str,
+    *,
+    tags: Iterable[str] = (),
+    interval_s: float | None = None,
+    match: str | None = None,
+    now: int | None = None,
+) -> SourceAdded:
+    """Add a feed or section page (nothing is fetched), or give an existing
+    one these settings. WatcherError, in one line, for a bad URL, regex or
+    interval, or a source the config file owns."""
+    clean = source_url(url)
+    compile_match(match)
+    every = settings.source_interval if interval_s is None else interval_s
+    _check_interval(every)
+    held = store.get_source(clean)
+    if held is not None and held.origin == "config":
+        raise WatcherError(f"{clean} is a source of the config file: change it there")
+    _, created = store.add_source(
+        clean, tags=tags, interval_s=round(every), match=match or None,
+        now_ms=now if now is not None else now_ms(),
+    )  # fmt: skip
+    return SourceAdded(clean, created)
+
+
+def list_sources(store: Store) -> list[SourceRecord]:
+    """Every source, with how many watches it found, oldest first."""
+    return store.list_sources()
+
+
+def require_sources(store: Store, urls: Iterable[str]) -> list[SourceRecord]:
+    """The sources of ``urls``, in order; WatcherError names the first unknown one."""
+    known = {s.url: s for s in store.list_sources()}
+    out: list[SourceRecord] = []
+    for url in urls:
+        try:
+            found = known.get(source_url(url))
+        except InvalidURLError:
+            found = None
+        if found is None:
+            raise WatcherError(f"{url} is not a source (see `watcher source list`)")
+        out.append(found)
+    return out
+
+
+def remove_sources(store: Store, urls: Iterable[str]) -> list[SourceRecord]:
+    """Forget sources (their watches stay); all are looked up first, so an
+    unknown URL removes nothing. A config-file source comes back at the
+    daemon's next start unless the file drops it."""
+    sources = require_sources(store, urls)
+    with store.transaction() as tx:
+        return [s for s in sources if tx.remove_source(s.url)]
+
+
+def poll_sources(
+    settings: Settings, store: Store, sources: Iterable[SourceRecord]
+) -> list[PollResult]:
+    """Poll these sources once, now (a running daemon's poll of one is skipped)."""
+
+    async def run() -> list[PollResult]:
+        async with Fetcher(settings.fetch_settings()) as fetcher:
+            poller = SourcePoller(store, fetcher, settings, worker_id())
+            return await poller.poll_now(list(sources))
+
+    return asyncio.run(run())
+
+
+def feed_notes(watch: WatchRecord) -> list[feedmeta.Note]:
+    """The re-datings of an article its feed made, each with what its next
+    check found ("… without visible change")."""
+    return feedmeta.notes(watch.source_meta)

@@ -30,13 +30,27 @@ from watcher import snapshot as snapshot_mod
 from watcher.article import parse_article
 from watcher.demo import run_demo
 from watcher.diff import diff_snapshots
+from watcher.discovery import PollResult
 from watcher.errors import WatcherError
+from watcher.feedmeta import Note
 from watcher.logs import configure as configure_logging
 from watcher.models import Article, BlockKind, TimeBasis
 from watcher.report import render
 from watcher.safetext import escape_unsafe, for_colour_terminal, for_terminal, one_line
-from watcher.settings import Settings, format_duration, parse_duration
-from watcher.store import Store, WatchSummary, current_revision, head_revision, safe_url, upgrade
+from watcher.settings import CONFIG_NAME, Settings, format_duration, parse_duration
+from watcher.store import (
+    KEEP,
+    DeliveryRecord,
+    DeliveryState,
+    Keep,
+    SourceRecord,
+    Store,
+    WatchSummary,
+    current_revision,
+    head_revision,
+    safe_url,
+    upgrade,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_ERROR = 2
@@ -91,8 +105,14 @@ def fail_cleanly(func: F) -> F:
     type=click.Path(file_okay=False, path_type=Path),
     help="Data folder (default: $WATCHER_HOME or the platform data dir).",
 )
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file (default: $WATCHER_CONFIG, else watcher.toml in the data folder).",
+)
 @click.pass_context
-def main(ctx: click.Context, home: Path | None) -> None:
+def main(ctx: click.Context, home: Path | None, config_path: Path | None) -> None:
     """Watch news articles, archive every version, and report what changed.
 
     \b
@@ -101,8 +121,10 @@ def main(ctx: click.Context, home: Path | None) -> None:
       watcher run            # the daemon (or: systemctl start watcher)
       watcher history https://www.bbc.com/zhongwen/simp/world-59301487
     """
+    if ctx.invoked_subcommand == "config":
+        return  # `watcher config check` reports a bad file as its finding (exit 1)
     try:
-        settings = Settings.from_env(home=home)
+        settings = Settings.from_env(home=home, config_path=config_path)
         configure_logging(settings.log_level, settings.log_format)
     except WatcherError as exc:
         _fail(str(exc))
@@ -111,6 +133,54 @@ def main(ctx: click.Context, home: Path | None) -> None:
 
 def _settings(ctx: click.Context) -> Settings:
     return ctx.find_object(Settings)  # type: ignore[return-value]
+
+
+# -- config file ------------------------------------------------------------------
+@main.group("config")
+def config_group() -> None:
+    """The config file, watcher.toml (see the README's "The config file").
+
+    \b
+    Example:
+      watcher config check
+    """
+
+
+@config_group.command("check")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def config_check(ctx: click.Context, file: Path | None) -> None:
+    """Check FILE (default: the config file watcher would read) together with
+    the environment: a summary and exit 0, or the first problem as
+    FILE:LINE: KEY: what is wrong, and exit 1.
+
+    \b
+    Example:
+      watcher config check /etc/watcher/watcher.toml
+    """
+    options = ctx.find_root().params
+    try:
+        settings = Settings.from_env(
+            home=options["home"], config_path=file or options["config_path"]
+        )
+    except WatcherError as exc:
+        _say(str(exc))
+        sys.exit(1)
+    except OSError as exc:
+        _say(_os_error(exc))
+        sys.exit(1)
+    config = settings.config
+    if config.path is None:
+        _say(f"no config file ({settings.home / CONFIG_NAME} does not exist); nothing to check")
+        return
+    counts = (
+        (len(config.channels), "channel"),
+        (len(config.routes), "route"),
+        (len(config.sources), "source"),
+        (len(config.sites), "site rule"),
+    )
+    summary = ", ".join(f"{n} {noun}{'' if n == 1 else 's'}" for n, noun in counts)
+    _say(f"{config.path}: ok ({summary})")
 
 
 @main.command()
@@ -226,7 +296,9 @@ def db_upgrade(ctx: click.Context) -> None:
 @fail_cleanly
 def add(ctx: click.Context, urls: tuple[str, ...], from_file: Path | None,
         interval: str | None, tags: tuple[str, ...]) -> None:  # fmt: skip
-    """Start watching URLs (http/https). Adding a watched URL again is fine.
+    """Start watching URLs (http/https). Adding a watched URL again is fine:
+    new tags are merged, and a removed URL is watched again with its history;
+    `watcher set` changes the interval or tags of a watch.
 
     \b
     Example:
@@ -234,10 +306,7 @@ def add(ctx: click.Context, urls: tuple[str, ...], from_file: Path | None,
       watcher add --from-file urls.txt
     """
 
-    try:
-        every = parse_duration(interval) if interval else None
-    except WatcherError as exc:
-        raise WatcherError(f"--interval {exc}") from exc
+    every = api.parse_interval(interval) if interval else None
     todo = list(urls) + (api.urls_from_file(from_file) if from_file else [])
     if not todo:
         raise click.UsageError("give at least one URL or --from-file")
@@ -251,19 +320,41 @@ def add(ctx: click.Context, urls: tuple[str, ...], from_file: Path | None,
         if r.error:
             _say(f"skipped: {r.error}", err=True)
             continue
-        _say(f"{'added' if r.created else 'already watched'}: {r.url}")
+        _say(_added_line(r))
         if warning := api.address_warning(settings, r.url):
             _say(f"warning: {r.url}: checks will be {warning}", err=True)
     if any(r.error for r in results):
         sys.exit(1)
 
 
+def _added_line(r: api.Added) -> str:
+    """What ``add`` did to a URL, said so: a re-add that changes nothing must
+    not look as if it had applied the interval it was given."""
+    if r.created:
+        return f"added: {r.url}"
+    if r.reactivated:
+        return f"watching again: {r.url} (it was removed; its history is kept)"
+    notes = []
+    if r.tags_added:
+        notes.append("tags " + " ".join(f"+{t}" for t in r.tags_added) + " added")
+    if r.interval_kept:
+        notes.append(
+            f"interval stays {api.format_interval(r.interval_s)}: "
+            "use watcher set to change its interval or tags"
+        )
+    return f"already watched: {r.url}" + (f" ({'; '.join(notes)})" if notes else "")
+
+
 @main.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--all", "show_all", is_flag=True,
+              help="Also list removed watches (their history is kept).")  # fmt: skip
 @click.pass_context
 @fail_cleanly
-def list_(ctx: click.Context, as_json: bool) -> None:
+def list_(ctx: click.Context, as_json: bool, show_all: bool) -> None:
     """List watched URLs: title, interval, last check, versions, last change, state.
+
+    A watch whose last check failed has its error on an indented line below it.
 
     \b
     Example:
@@ -273,24 +364,45 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 
     settings = _settings(ctx)
     rows: list[WatchSummary] = []
+    hidden = 0  # removed watches, counted when nothing else is listed
     if api.database_exists(settings):
         store = api.open_store(settings, readonly=True)
         try:
-            rows = api.list_watches(store)
+            rows = api.list_watches(store, include_removed=show_all)
+            if not rows and not show_all:
+                hidden = len(api.list_watches(store, include_removed=True))
         finally:
             store.close()
     if as_json:
         _show_json([_summary_dict(r) for r in rows])
         return
     if not rows:
-        _say("no watches yet: watcher add URL")
+        _say(f"no watches ({hidden} removed: watcher list --all)" if hidden else
+             "no watches yet: watcher add URL")  # fmt: skip
         return
     table: list[tuple[str, ...]] = [
         ("URL", "TITLE", "INTERVAL", "LAST CHECK", "VERSIONS", "LAST CHANGE", "STATE")
     ]
     table += [_list_row(r) for r in rows]
-    for line in _table_lines(table):
+    lines = _table_lines(table)
+    click.echo(next(lines))
+    for r, line in zip(rows, lines, strict=True):
         click.echo(line)  # every cell is made safe by _cell
+        if r.last_error is not None:
+            click.echo(_error_line(r))
+
+
+#: Display columns of the indented line that gives a failing watch's error in
+#: ``watcher list``: fits a 100-column terminal, however wide the table is.
+ERROR_LINE_MAX = 99
+
+
+def _error_line(r: WatchSummary) -> str:
+    """``  ↳ error: HTTP 500 (3 checks in a row)``: on its own line, not in a
+    column, since an error is as long as it is and the table is wide already."""
+    streak = f" ({r.failure_count} checks in a row)" if r.failure_count > 1 else ""
+    head = "  ↳ error: "
+    return head + _cell(r.last_error or "", ERROR_LINE_MAX - _width(head) - len(streak)) + streak
 
 
 #: Display columns of the list's URL and title cells; longer ones end in "…"
@@ -319,6 +431,7 @@ def _summary_dict(r: WatchSummary) -> dict[str, Any]:
         "interval_s": r.interval_s, "tags": list(r.tags), "versions": r.version_count,
         "last_checked_at": _iso(r.last_checked_at), "last_change_at": _iso(r.last_change_at),
         "next_check_at": _iso(r.next_check_at), "failures": r.failure_count,
+        "last_error": r.last_error, "source": r.source_meta,
     }  # fmt: skip
 
 
@@ -362,25 +475,96 @@ def _when(ms: int | None) -> str:
 
 @main.command()
 @click.argument("urls", nargs=-1, required=True)
+@click.option("--purge", is_flag=True,
+              help="Also delete their versions, changes and checks (asks first on a terminal).")  # fmt: skip
+@click.option("--yes", "-y", is_flag=True, help="With --purge: delete without asking.")
 @click.pass_context
 @fail_cleanly
-def remove(ctx: click.Context, urls: tuple[str, ...]) -> None:
-    """Stop watching URLs and delete their stored versions from the database.
+def remove(ctx: click.Context, urls: tuple[str, ...], purge: bool, yes: bool) -> None:
+    """Stop watching URLs; their history stays (list --all shows them, add resumes).
 
-    The archive files already written stay on disk.
+    With --purge the watches and their stored versions, changes and checks
+    are deleted from the database. The archive files already written stay on
+    disk.
 
     \b
     Example:
       watcher remove https://example.com/news/1
+      watcher remove --purge --yes https://example.com/news/1
     """
 
     store = api.open_store(_settings(ctx))
     try:
-        removed = api.remove_watches(store, urls)
+        if purge and not yes:
+            _confirm_purge(api.require_summaries(store, urls))
+        removed = api.remove_watches(store, urls, purge=purge)
     finally:
         store.close()
-    for url in removed:
-        _say(f"removed: {url}")
+    for r in removed:
+        _say(_removed_line(r))
+    if any(r.versions and not (r.purged or r.already) for r in removed):
+        _say("(history kept: watcher add watches it again, watcher remove --purge deletes it)")
+
+
+def _on_terminal() -> bool:
+    """Whether someone can answer a question (a script or a pipe cannot)."""
+    return sys.stdin.isatty()
+
+
+def _confirm_purge(targets: Sequence[WatchSummary]) -> None:
+    """Ask before deleting history; without a terminal, refuse: a script must
+    say --yes, so a pipeline never deletes history by accident."""
+    watches, versions = len(targets), sum(t.version_count for t in targets)
+    what = (f"{_count(watches, 'watch', 'watches')} and {'its' if watches == 1 else 'their'} "
+            f"{_count(versions, 'version', 'versions')}")  # fmt: skip
+    if not _on_terminal():
+        raise WatcherError(f"--purge would delete {what}: pass --yes to confirm")
+    if not click.confirm(f"Delete {what}?", default=False):
+        _say("nothing deleted")
+        sys.exit(1)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _removed_line(r: api.Removed) -> str:
+    if r.purged:
+        return f"purged: {r.url}" + (f" ({_count(r.versions, 'version', 'versions')} deleted)"
+                                     if r.versions else "")  # fmt: skip
+    if r.already:
+        return f"already removed: {r.url}"
+    kept = f" ({_count(r.versions, 'version', 'versions')} kept)" if r.versions else ""
+    return f"removed: {r.url}{kept}"
+
+
+@main.command("set")
+@click.argument("urls", nargs=-1, required=True)
+@click.option("--interval", help="A fixed interval such as 10m or 2h, or 'adaptive'.")
+@click.option("--tag", "tags", multiple=True, help="Add a tag (repeatable).")
+@click.option("--untag", "untags", multiple=True, help="Remove a tag (repeatable).")
+@click.pass_context
+@fail_cleanly
+def set_command(ctx: click.Context, urls: tuple[str, ...], interval: str | None,
+                tags: tuple[str, ...], untags: tuple[str, ...]) -> None:  # fmt: skip
+    """Change the interval or tags of watched URLs; all of them, or none if
+    one is not watched.
+
+    \b
+    Example:
+      watcher set https://example.com/news/1 --interval adaptive --tag elections --untag draft
+    """
+
+    if interval is None and not tags and not untags:
+        raise click.UsageError("give --interval, --tag or --untag")
+    every: float | Keep | None = KEEP if interval is None else api.parse_interval(interval)
+    store = api.open_store(_settings(ctx))
+    try:
+        updates = api.set_watches(store, urls, interval_s=every, add_tags=tags, remove_tags=untags)
+    finally:
+        store.close()
+    for u in updates:
+        _say(f"{u.url}: {u.describe()}")
 
 
 def _set_paused(ctx: click.Context, urls: tuple[str, ...], paused: bool) -> None:
@@ -424,7 +608,8 @@ def resume(ctx: click.Context, urls: tuple[str, ...]) -> None:
 
 @main.command()
 @click.argument("urls", nargs=-1)
-@click.option("--all", "check_all", is_flag=True, help="Check every watch that is not paused.")
+@click.option("--all", "check_all", is_flag=True,
+              help="Check every watch that is not paused or removed.")  # fmt: skip
 @click.pass_context
 @fail_cleanly
 def check(ctx: click.Context, urls: tuple[str, ...], check_all: bool) -> None:
@@ -485,13 +670,37 @@ def history(ctx: click.Context, url: str, as_json: bool) -> None:
             "verdict": str(c.verdict) if c else "first", "summary": c.summary if c else "first capture",
             "archive_path": v.archive_path if v else None,
         })  # fmt: skip
+    rows = _with_redatings(rows, api.feed_notes(hist.watch))
     if as_json:
         _show_json(rows)
         return
     _say(f"{hist.watch.url} ({hist.watch.state})")
+    if hist.watch.source_meta:
+        _say(_source_line(hist.watch.source_meta))
     for r in rows:
         num = f"v{r['version']}" if r["version"] else "  -"
         _say(f"  {num:>4}  {_when_iso(r['captured_at'])}  {r['verdict']:<11}  {r['summary']}")
+
+
+def _with_redatings(rows: list[dict[str, Any]], notes: Sequence[Note]) -> list[dict[str, Any]]:
+    """The history rows with a "redated" row per re-dating its feed made,
+    each before the first row that is later than it."""
+    out = list(rows)
+    for note in sorted(notes, key=lambda n: n.at):
+        when = _iso(note.at) or ""
+        at = next((i for i, r in enumerate(out) if (r["captured_at"] or "") > when), len(out))
+        out.insert(at, {
+            "version": None, "captured_at": when, "title": "", "verdict": "redated",
+            "summary": note.text, "archive_path": None,
+        })  # fmt: skip
+    return out
+
+
+def _source_line(meta: dict[str, Any]) -> str:
+    """``  feed https://…/rss.xml: published 2026-…Z, updated 2026-…Z``"""
+    kind = "feed" if meta.get("feed") else "page"
+    dates = [f"{k} {meta[k]}" for k in ("published", "updated") if meta.get(k)]
+    return f"  {kind} {meta.get(kind)}" + (": " + ", ".join(dates) if dates else "")
 
 
 def _when_iso(iso: str | None) -> str:
@@ -586,6 +795,29 @@ def status(ctx: click.Context) -> None:
     _say(f"watches:     {st.watches} ({states})")
     _say(f"due now:     {st.due_now}")
     _say(f"errors (1h): {st.errors_last_hour}")
+    _say_failing(st.failing)
+    if st.deliveries:
+        parts = [f"{st.deliveries.get(k, 0)} {k}" for k in ("pending", "sent", "dead")]
+        hint = "  (see watcher deliveries)" if st.deliveries.get("dead") else ""
+        _say(f"deliveries:  {', '.join(parts)}{hint}")
+
+
+#: Failing watches ``watcher status`` names; the rest are counted (list has them all).
+STATUS_FAILING_MAX = 10
+#: Columns an error keeps in ``watcher status`` however long its URL.
+STATUS_ERROR_MIN = 40
+
+
+def _say_failing(failing: Sequence[WatchSummary]) -> None:
+    """The failing watches with their last errors, so status says what to fix."""
+    _say(f"failing:     {len(failing)}")
+    for w in failing[:STATUS_FAILING_MAX]:
+        url = _cell(w.url, URL_CELL_MAX)
+        streak = f" ({w.failure_count} checks in a row)" if w.failure_count > 1 else ""
+        room = max(STATUS_ERROR_MIN, ERROR_LINE_MAX - 4 - _width(url) - len(streak))
+        _say(f"  {url}: {_cell(w.last_error or '', room)}{streak}")
+    if len(failing) > STATUS_FAILING_MAX:
+        _say(f"  and {len(failing) - STATUS_FAILING_MAX} more (watcher list)")
 
 
 @main.command()
@@ -604,6 +836,84 @@ def run(ctx: click.Context) -> None:
     settings.home.mkdir(parents=True, exist_ok=True)
     Store.open(settings.database_url).close()  # refuses an out-of-date schema, clearly
     sys.exit(daemon.run(settings))
+
+
+@main.group(invoke_without_command=True)
+@click.option(
+    "--state",
+    type=click.Choice(["dead", "pending", "sent", "all"]),
+    default="dead",
+    show_default=True,
+    help="Which deliveries to list.",
+)
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@fail_cleanly
+def deliveries(ctx: click.Context, state: str, limit: int, as_json: bool) -> None:
+    """List notification deliveries: dead letters (gave up after
+    WATCHER_DELIVERY_ATTEMPTS failures) by default.
+
+    \b
+    Examples:
+      watcher deliveries
+      watcher deliveries --state pending
+      watcher deliveries retry --all
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    store = api.open_store(_settings(ctx), readonly=True)
+    try:
+        rows = api.deliveries(
+            store, state=None if state == "all" else DeliveryState(state), limit=limit
+        )
+    finally:
+        store.close()
+    if as_json:
+        _show_json([_delivery_dict(d) for d in rows])
+        return
+    if not rows:
+        _say(f"no {'' if state == 'all' else state + ' '}deliveries")
+        return
+    for d in rows:
+        when = _when(d.sent_at or d.due_at)
+        _say(f"#{d.id}  {d.state:<7}  {d.channel}  {when}  {d.url}  ({d.summary})")
+        if d.last_error:
+            _say(f"      after {d.attempts} attempt(s): {_clip(d.last_error, 200)}")
+    if state == "dead":
+        _say("send them again with: watcher deliveries retry --all (or retry ID...)")
+
+
+def _delivery_dict(d: DeliveryRecord) -> dict[str, Any]:
+    return {
+        "id": d.id, "change_id": d.change_id, "channel": d.channel, "state": str(d.state),
+        "digest": d.digest, "attempts": d.attempts, "due_at": _iso(d.due_at),
+        "sent_at": _iso(d.sent_at), "last_error": d.last_error, "url": d.url,
+        "summary": d.summary, "verdict": str(d.verdict),
+    }  # fmt: skip
+
+
+@deliveries.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all", "retry_all", is_flag=True, help="Every dead letter.")
+@click.pass_context
+@fail_cleanly
+def deliveries_retry(ctx: click.Context, ids: tuple[int, ...], retry_all: bool) -> None:
+    """Queue dead letters again; a running daemon sends them within moments.
+
+    \b
+    Examples:
+      watcher deliveries retry 17 18
+      watcher deliveries retry --all
+    """
+    if bool(ids) == retry_all:
+        _fail("give delivery ids (see watcher deliveries) or --all, not both")
+    store = api.open_store(_settings(ctx))
+    try:
+        n = api.retry_deliveries(store, None if retry_all else ids)
+    finally:
+        store.close()
+    _say(f"queued {n} deliver{'y' if n == 1 else 'ies'} again")
 
 
 @main.command()
@@ -783,3 +1093,181 @@ def import_command(ctx: click.Context, paths: tuple[Path, ...], git: bool,
             f"{len(summary.order_notes)} versions state a time that does not order them "
             f"(listed above as 'order:'): kept in {order}"
         )
+
+
+@main.group()
+def notify() -> None:
+    """Notification channels, as configured in watcher.toml ([channels.NAME]).
+
+    \b
+    Example:
+      watcher notify test desk    # send a sample message to the channel "desk"
+    """
+
+
+@notify.command("test")
+@click.argument("channel")
+@click.pass_context
+@fail_cleanly
+def notify_test(ctx: click.Context, channel: str) -> None:
+    """Send a sample message to CHANNEL (a headline edit on a Chinese news
+    article, as the daemon would send it). Exit status 1 if it was not
+    delivered, with the reason.
+
+    \b
+    Example:
+      watcher notify test desk
+    """
+    # Apprise is slow to import: only this command and the daemon need it.
+    from watcher.errors import DeliveryError  # noqa: PLC0415
+    from watcher.notify.channels import send_sample  # noqa: PLC0415
+
+    try:
+        sent = send_sample(_settings(ctx), channel)
+    except DeliveryError as exc:
+        _say(f"watcher: error: {exc}", err=True)
+        sys.exit(1)
+    _say(f"sent a sample to {sent.name} ({sent.type})")
+
+
+# -- sources -----------------------------------------------------------------------
+@main.group("source")
+def source_group() -> None:
+    """Feeds and section pages whose new articles become watches.
+
+    The daemon polls each source (every 10m unless --interval or
+    $WATCHER_SOURCE_INTERVAL say otherwise); every article it lists that is
+    not watched yet is added with the source's tags, on the adaptive schedule.
+
+    \b
+    Example:
+      watcher source add https://www.rfi.fr/cn/general/rss --tag rfi
+      watcher source add https://www.bbc.com/zhongwen/simp --match '/simp/[a-z-]+-[0-9]+$'
+      watcher source list
+    """
+
+
+@source_group.command("add")
+@click.argument("url")
+@click.option("--tag", "tags", multiple=True, help="Tag the watches it finds (repeatable).")
+@click.option("--interval", help="How often to poll it, e.g. 30m (default 10m; at least 1m).")
+@click.option("--match", metavar="REGEX",
+              help="Only article URLs this regular expression finds become watches.")  # fmt: skip
+@click.option("--now", "poll_now", is_flag=True, help="Poll it once now and say what it found.")
+@click.pass_context
+@fail_cleanly
+def source_add(ctx: click.Context, url: str, tags: tuple[str, ...], interval: str | None,
+               match: str | None, poll_now: bool) -> None:  # fmt: skip
+    """Add a feed (RSS, Atom, JSON Feed) or a section page to discover articles from.
+
+    Nothing is fetched unless --now: a running daemon polls it within
+    $WATCHER_POLL. Adding a source again gives it the options of this command.
+
+    \b
+    Example:
+      watcher source add https://feeds.bbci.co.uk/zhongwen/simp/rss.xml --tag bbc --interval 15m
+    """
+    try:
+        every = parse_duration(interval) if interval else None
+    except WatcherError as exc:
+        raise WatcherError(f"--interval {exc}") from exc
+    settings = _settings(ctx)
+    store = api.open_store(settings)
+    try:
+        added = api.add_source(settings, store, url, tags=tags, interval_s=every, match=match)
+        polled = api.require_sources(store, [added.url]) if poll_now else []
+        results = api.poll_sources(settings, store, polled) if polled else []
+    finally:
+        store.close()
+    _say(f"{'added' if added.created else 'updated'} source: {added.url}")
+    if warning := api.address_warning(settings, added.url):
+        _say(f"warning: {added.url}: polls will be {warning}", err=True)
+    for r in results:
+        _say(_poll_line(r), err=r.error is not None)
+    if any(r.error for r in results):
+        sys.exit(1)
+
+
+def _poll_line(r: PollResult) -> str:
+    if r.error:
+        return f"{r.url}: error: {r.error}"
+    if r.not_modified:
+        return f"{r.url}: not modified (304)"
+    return (
+        f"{r.url}: {r.kind}, {_count(r.found, 'article', 'articles')} listed, "
+        f"{r.added} new watches, {r.redated} re-dated"
+    )
+
+
+@source_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+@fail_cleanly
+def source_list(ctx: click.Context, as_json: bool) -> None:
+    """List sources: kind, tags, interval, articles found, last poll, last error.
+
+    \b
+    Example:
+      watcher source list --json | jq '.[] | select(.last_error)'
+    """
+    settings = _settings(ctx)
+    sources: list[SourceRecord] = []
+    if api.database_exists(settings):
+        store = api.open_store(settings, readonly=True)
+        try:
+            sources = api.list_sources(store)
+        finally:
+            store.close()
+    if as_json:
+        _show_json([_source_dict(src) for src in sources])
+        return
+    if not sources:
+        _say("no sources yet: watcher source add URL")
+        return
+    table: list[tuple[str, ...]] = [
+        ("URL", "KIND", "TAGS", "INTERVAL", "ARTICLES", "LAST CHECK", "LAST ERROR")
+    ]
+    table += [_source_row(src) for src in sources]
+    for line in _table_lines(table):
+        click.echo(line)  # every cell is made safe by _cell
+
+
+def _source_row(src: SourceRecord) -> tuple[str, ...]:
+    return (
+        _cell(src.url, URL_CELL_MAX), src.kind or "-", _cell(",".join(src.tags) or "-", 20),
+        format_duration(src.interval_s), str(src.articles), _when(src.last_checked_at),
+        _cell(src.last_error or "-", 40),
+    )  # fmt: skip
+
+
+def _source_dict(src: SourceRecord) -> dict[str, Any]:
+    return {
+        "url": src.url, "kind": src.kind or None, "tags": list(src.tags),
+        "interval_s": src.interval_s, "match": src.match, "state": src.state,
+        "origin": src.origin, "articles": src.articles,
+        "last_checked_at": _iso(src.last_checked_at), "next_check_at": _iso(src.next_check_at),
+        "failures": src.failure_count, "last_error": src.last_error,
+    }  # fmt: skip
+
+
+@source_group.command("remove")
+@click.argument("urls", nargs=-1, required=True)
+@click.pass_context
+@fail_cleanly
+def source_remove(ctx: click.Context, urls: tuple[str, ...]) -> None:
+    """Stop polling sources. The watches they found stay (see watcher remove).
+
+    \b
+    Example:
+      watcher source remove https://www.rfi.fr/cn/general/rss
+    """
+    store = api.open_store(_settings(ctx))
+    try:
+        removed = api.remove_sources(store, urls)
+    finally:
+        store.close()
+    for src in removed:
+        _say(f"removed source: {src.url} ({_count(src.articles, 'watch', 'watches')} kept)")
+        if src.origin == "config":
+            _say(f"note: {src.url} is in {CONFIG_NAME}: it comes back at the daemon's "
+                 "next start unless it is removed there", err=True)  # fmt: skip

@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import IO
 
 from watcher import archive
+from watcher.discovery import SourcePoller
 from watcher.errors import DaemonAlreadyRunningError, WatcherError
 from watcher.fetch import Fetcher
+from watcher.notify import deliver
 from watcher.pipeline import Pipeline
 from watcher.scheduler import Dispatcher, build_scheduler
 from watcher.settings import Settings
@@ -158,9 +160,24 @@ def take_back_leases(settings: Settings, store: Store, worker: str) -> int:
     no live process has our id. On SQLite no other daemon can hold a lease
     either, so every lease goes (also those of ids before daemon_identity)."""
     dropped = store.drop_claims(None if settings.is_sqlite else worker)
+    # Messages a killed run was sending go again now: at most those repeat.
+    dropped += store.release_deliveries(worker)
     if dropped:
         log.info("took back %d leases a previous run left", dropped)
     return dropped
+
+
+async def _finish_sending(
+    sending: asyncio.Task[None], store: Store, worker: str, grace_s: float
+) -> None:
+    """Let the delivery pass under way finish (within ``grace_s``), then hand
+    back whatever this daemon still holds, for the next sender to take at once."""
+    try:
+        await asyncio.wait_for(asyncio.shield(sending), timeout=grace_s)
+    except (TimeoutError, WatcherError) as exc:
+        log.warning("stopped delivering mid-pass: %s", exc or "grace period over")
+    with suppress(WatcherError):
+        store.release_deliveries(worker)
 
 
 def read_heartbeat(home: Path) -> dict[str, object] | None:
@@ -199,21 +216,38 @@ async def _serve(settings: Settings, store: Store, worker: str) -> None:
         "watcher daemon %s started: database %s, data folder %s",
         worker, safe_url(settings.database_url), settings.home,
     )  # fmt: skip
+    deliverer = deliver.Deliverer(store, settings, worker)
+    wake = asyncio.Event()
     async with Fetcher(settings.fetch_settings()) as fetcher:
-        dispatcher = Dispatcher(store, Pipeline(store, fetcher, settings), settings, worker)
+        pipeline = Pipeline(store, fetcher, settings, worker=worker)
+
+        def wake_sender() -> None:  # called from worker threads
+            loop.call_soon_threadsafe(wake.set)
+
+        pipeline.on_change = wake_sender
+        dispatcher = Dispatcher(store, pipeline, settings, worker)
         scheduler = build_scheduler(dispatcher, settings)
         scheduler.add_job(
             _beat, "interval", args=(settings.home, worker, started),
             seconds=max(settings.poll, 5), id="heartbeat",
         )  # fmt: skip
+        poller = SourcePoller(store, fetcher, settings, worker)  # feeds and section pages
+        await poller.start()  # syncs the config file's sources
+        scheduler.add_job(
+            poller.job, "interval", seconds=settings.poll, id="sources",
+            max_instances=1, coalesce=True,
+        )  # fmt: skip
         write_heartbeat(settings.home, worker, started)
         scheduler.start()
+        sending = asyncio.create_task(deliver.serve(deliverer, stop, wake, settings.poll))
         try:
             await stop.wait()
             log.info("stopping: no new checks will be claimed")
         finally:
             scheduler.shutdown(wait=False)
             await dispatcher.drain(settings.grace)
+            await poller.stop()  # after the grace period a poll under way had too
+            await _finish_sending(sending, store, worker, settings.grace)
             await dispatcher.flush_site()
             with suppress(OSError):
                 (settings.home / HEARTBEAT_NAME).unlink()

@@ -67,10 +67,11 @@ from watcher import archive
 from watcher import snapshot as snapshot_mod
 from watcher.article import parse_article
 from watcher.boilerplate import THRESHOLD, Boilerplate, fingerprints, host_of
+from watcher.config import REPORTS_CHANNEL
 from watcher.diff import Revert, classify
 from watcher.errors import SnapshotFormatError, WatcherError
 from watcher.models import Article, Change, Snapshot, TimeBasis
-from watcher.store import Store, Transaction, WatchState, now_ms
+from watcher.store import OutboxEntry, Store, Transaction, WatchState, now_ms
 from watcher.urlnorm import normalise_url
 
 log = logging.getLogger(__name__)
@@ -765,6 +766,8 @@ class Importer:
                     new_version_id=version.id,
                     reverted_to_version_id=reverted,
                     created_at=prepared.captured_at,
+                    # history: its reports are owed, but it notifies no one
+                    deliveries=(OutboxEntry(REPORTS_CHANNEL, prepared.captured_at),),
                 )
                 self.summary.changes_added += 1
             previous = version

@@ -2,8 +2,9 @@
 
 fetch -> (raw body unchanged? stop) -> extract -> snapshot -> (content
 unchanged? stop) -> parse + diff against the previous version -> store the
-version, its change and the check in one transaction -> write the reports ->
-mark the change reported -> reschedule.
+version, its change, the messages it owes (the outbox) and the check in one
+transaction -> write the reports (the outbox's ``reports`` channel) ->
+reschedule. Notifications are sent by the daemon's delivery worker.
 
 Every outcome, good or bad, is one check row and one log line. A failure in
 one watch never escapes: it becomes an ``error`` check and a back-off.
@@ -17,6 +18,7 @@ import logging
 import re
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,19 +26,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from watcher import archive, schedule
+from watcher import archive, schedule, siterules
 from watcher import snapshot as snapshot_mod
 from watcher.article import parse_article
 from watcher.boilerplate import THRESHOLD, Boilerplate, fingerprints, host_of
-from watcher.diff import Redirect, Revert, classify, removal, soft_removal
+from watcher.config import SiteRules
+from watcher.diff import Redirect, Revert, classify, rebaseline, removal, soft_removal
 from watcher.errors import HTTPStatusError, NotAnArticleError, WatcherError
 from watcher.extract import extract, refresh_target
 from watcher.fetch import Fetcher
-from watcher.models import Article, Change, FetchResult, Snapshot, TimeBasis, change_from_dict
-from watcher.outputs.reports import SiteUpdates, write_change_reports
+from watcher.models import Article, Change, FetchResult, Snapshot, TimeBasis
+from watcher.notify import routing
+from watcher.outputs.reports import ReportDeliveries, SiteUpdates
 from watcher.settings import Settings
 from watcher.store import (
     CheckOutcome,
+    OutboxEntry,
     Repository,
     Store,
     VersionRecord,
@@ -104,6 +109,7 @@ class Pipeline:
         settings: Settings,
         *,
         clock: Callable[[], int] = now_ms,
+        worker: str | None = None,
     ) -> None:
         self.store = store
         self.fetcher = fetcher
@@ -111,6 +117,13 @@ class Pipeline:
         self.policy = policy_for(settings)
         self.clock = clock
         self.site_updates = SiteUpdates(settings)
+        self.worker = worker or f"pipeline:{uuid.uuid4().hex[:12]}"
+        #: Called (from a worker thread) after a change is stored: wakes the
+        #: daemon's delivery worker, so a message goes out within moments.
+        self.on_change: Callable[[], None] | None = None
+        self.reports = ReportDeliveries(
+            store, settings, self.site_updates, self.worker, clock=clock
+        )
         self._stopping = threading.Event()
         self._learned: dict[str, tuple[float, Boilerplate]] = {}
         self.journal = archive.Journal(settings.archive_dir, settings.home / archive.PENDING_DIR)
@@ -129,6 +142,9 @@ class Pipeline:
         conditional = watch.state != WatchState.GONE
         try:
             fetched = await self._fetch(watch, conditional)
+            if fetched.not_modified and await asyncio.to_thread(self._rules_changed, watch):
+                # a 304 cannot be extracted with the site's new rules: ask again for the page
+                fetched = await self._fetch(watch, conditional=False)
         except WatcherError as exc:  # a 429/5xx after its retries keeps its status on the row
             status = exc.status if isinstance(exc, HTTPStatusError) else None
             return await self._failed(watch, now, exc.reason, started, status=status)
@@ -185,15 +201,18 @@ class Pipeline:
             raise HTTPStatusError(watch.url, fetched.status)
         _require_html(watch.url, fetched)
         # The raw-body hash is only stored once a version exists: byte-identical
-        # to the last fetch means unchanged, before any parsing or query.
+        # to the last fetch means unchanged, before any parsing or query. It
+        # includes the site rules' fingerprint: new rules reprocess the page.
+        rules = self._rules(watch)
+        digest = siterules.body_digest(fetched.body_sha256, rules)
         if (
-            fetched.body_sha256 is not None
+            digest is not None
             and watch.state != WatchState.GONE
-            and fetched.body_sha256 == watch.last_body_sha256
+            and digest == watch.last_body_sha256
         ):
             return self._unchanged(watch, fetched, now, CheckOutcome.UNCHANGED)
         latest = self.store.latest_version(watch.id)
-        page = extract(fetched.text, fetched.final_url)
+        page = extract(fetched.text, fetched.final_url, rules)
         if not page.body_html:
             raise NotAnArticleError(
                 watch.url, f"not an article: no article text in {_described(fetched)}"
@@ -203,9 +222,15 @@ class Pipeline:
         )
         content = snapshot_mod.content_text(snap)
         sha = hashlib.sha256(content.encode("utf-8")).hexdigest()
-        if latest is not None and latest.content_sha256 == sha and watch.state != WatchState.GONE:
+        metadata = page.metadata.as_dict()
+        if (
+            latest is not None
+            and latest.content_sha256 == sha
+            and watch.state != WatchState.GONE
+            and not _rebaselines(latest, metadata)
+        ):
             return self._unchanged(watch, fetched, now, CheckOutcome.UNCHANGED)
-        capture = _Capture(watch, fetched, now, snap, content, sha, page.metadata.as_dict())
+        capture = _Capture(watch, fetched, now, snap, content, sha, metadata)
         return self._new_version(capture, latest)
 
     def _new_version(self, capture: _Capture, latest: VersionRecord | None) -> CheckResult:
@@ -213,7 +238,7 @@ class Pipeline:
         article = parse_article(snap)
         old_snap = self.store.version_snapshot(latest) if latest is not None else None
         old = parse_article(old_snap) if old_snap is not None else None
-        if old is not None and latest is not None:
+        if old is not None and latest is not None and not _rebaselines(latest, capture.metadata):
             # A 200 that is no longer the article (a "soft 404", a front page)
             # is its removal, not an edit; the next check looks again.
             lost = soft_removal(
@@ -255,14 +280,18 @@ class Pipeline:
                     new_version_id=version.id,
                     reverted_to_version_id=reverted.id if reverted else None,
                     created_at=now,
+                    deliveries=self._plan(change, watch, now),
                 )
             # what this version shows of its site teaches the next diffs its boilerplate
             tx.record_sightings(host_of(watch.url), watch.id, fingerprints(article))
+            # if its feed re-dated it, note what this check found
+            found = change.verdict.value if change is not None else "first version"
+            tx.settle_redating(watch, now, found=found, change_id=change_id)
             self._record(tx, watch, fetched, now, outcome, version_id=version.id)
             significant = change is None or change.significant
             self._release(tx, watch, now, fetched, changed=significant, state=WatchState.ACTIVE)
-        if change_id is not None and change is not None:
-            self._notify(change_id, change, watch, version.seq)
+        if change_id is not None:
+            self._report(change_id)
         return CheckResult(
             watch.url, outcome, fetched.status, fetched.duration_ms, version.seq, change
         )
@@ -311,6 +340,8 @@ class Pipeline:
         if latest is None or old_snap is None:
             return None, None
         watch, fetched = capture.watch, capture.fetched
+        if _rebaselines(latest, capture.metadata):
+            return self._rebaseline(capture, latest, old_snap), None
         reverted = self._reverted_to(watch, capture.sha, latest)
         revert = None
         if reverted is not None:
@@ -330,6 +361,29 @@ class Pipeline:
             boilerplate=self._boilerplate(host_of(watch.url)),
         )
         return change, reverted
+
+    def _rules(self, watch: WatchRecord) -> SiteRules | None:
+        """The extraction rules of the watch's site (``[sites."host"]``)."""
+        return self.settings.config.rules_for(host_of(watch.url))
+
+    def _rebaseline(self, capture: _Capture, latest: VersionRecord, old_snap: Snapshot) -> Change:
+        """A version extracted with other rules than the latest one: a new
+        baseline (one ``rules`` noise item), since a diff would show the rules."""
+        watch = capture.watch
+        return rebaseline(
+            old_snap,
+            capture.snap,
+            rules_before=siterules.describe_recorded(siterules.recorded(latest.page_metadata)),
+            rules_after=siterules.describe(self._rules(watch)),
+            reappeared_at=capture.fetched.final_url if watch.state == WatchState.GONE else None,
+        )
+
+    def _rules_changed(self, watch: WatchRecord) -> bool:
+        """The site's rules are not those its latest version was extracted with."""
+        latest = self.store.latest_version(watch.id)
+        return latest is not None and siterules.recorded(latest.page_metadata) != (
+            siterules.fingerprint(self._rules(watch))
+        )
 
     def _boilerplate(self, host: str) -> Boilerplate:
         """The host's learned boilerplate, re-read at most every BOILERPLATE_TTL_S
@@ -380,6 +434,7 @@ class Pipeline:
                     old_version_id=latest.id,
                     new_version_id=None,
                     created_at=now,
+                    deliveries=self._plan(change, watch, now),
                 )
             self._record(tx, watch, fetched, now, CheckOutcome.GONE, reason=reason)
             # Re-checked on a back-off from the watch's own interval, so a
@@ -396,9 +451,10 @@ class Pipeline:
                 state=WatchState.GONE,
                 last_change_at=now if change is not None else None,
                 last_body_sha256="",  # a reappearance must be parsed, even with the old bytes
+                last_error=None,  # the site answered: an article gone is not a failing watch
             )
-        if change_id is not None and change is not None and latest is not None:
-            self._notify(change_id, change, watch, latest.seq)
+        if change_id is not None:
+            self._report(change_id)
         return CheckResult(
             watch.url, CheckOutcome.GONE, fetched.status, fetched.duration_ms, change=change
         )
@@ -409,6 +465,7 @@ class Pipeline:
         self._guard()
         with self.store.transaction() as tx:  # one commit for the check and the schedule
             self._record(tx, watch, fetched, now, outcome)
+            tx.settle_redating(watch, now, found="unchanged")  # re-dated without visible change?
             self._release(tx, watch, now, fetched, changed=False, state=WatchState.ACTIVE)
         return CheckResult(watch.url, outcome, fetched.status, fetched.duration_ms)
 
@@ -472,6 +529,7 @@ class Pipeline:
                     if failures >= FAILING_AFTER and watch.state != WatchState.GONE
                     else None
                 ),
+                last_error=result.error,  # what `watcher list` and `status` show
             )
 
     # -- helpers ----------------------------------------------------------------
@@ -537,39 +595,36 @@ class Pipeline:
             state=state,
             etag=fetched.etag,
             last_modified=fetched.last_modified,
-            last_body_sha256=fetched.body_sha256,
+            last_body_sha256=siterules.body_digest(fetched.body_sha256, self._rules(watch)),
             last_change_at=now if changed else None,
+            last_error=None,  # a check that succeeded ends the failure it recorded
         )
 
-    def _notify(self, change_id: int, change: Change, watch: WatchRecord, seq: int) -> None:
-        """Store, then notify, then mark notified: a report that fails here is
-        written again by :meth:`report_pending`. Never affects the check."""
+    def _plan(self, change: Change, watch: WatchRecord, now: int) -> list[OutboxEntry]:
+        """The messages a change owes: its reports, and what the routes send."""
+        return routing.plan(
+            self.settings.config,
+            verdict=change.verdict.value,
+            kinds=change.kinds,
+            tags=watch.tags,
+            now_ms=now,
+            tz=self.settings.timezone,
+        )
+
+    def _report(self, change_id: int) -> None:
+        """Write a just-stored change's reports (its ``reports`` delivery). A
+        failure only delays them: the delivery stays pending. Never affects the check."""
+        if self.on_change is not None:
+            self.on_change()
         try:
-            write_change_reports(self.settings, watch.url, seq, change)
-            self.store.mark_reported(change_id, self.clock())
-        except Exception as exc:  # the change is stored; only its report is late
-            log.error("cannot write reports for %s (will retry): %s", watch.url, exc)
-            return
-        self.site_updates.mark(watch.id, change.significant)
+            self.reports.deliver(change_ids=(change_id,))
+        except WatcherError as exc:
+            log.error("cannot write reports of change %s (will retry): %s", change_id, exc)
 
     def report_pending(self, limit: int = 200) -> int:
-        """Write the reports of stored changes that have none yet (a crash or a
-        failure between storing and reporting); returns how many were written."""
-        done = 0
-        for record in self.store.unreported_changes(limit=limit):
-            version_id = record.new_version_id or record.old_version_id
-            version = self.store.get_version(version_id)
-            watch = self.store.get_watch_by_id(record.watch_id)
-            if version is None or watch is None:
-                continue
-            try:
-                change = change_from_dict(record.record)
-            except WatcherError as exc:
-                log.error("change %s of %s is unreadable: %s", record.id, watch.url, exc)
-                continue
-            self._notify(record.id, change, watch, version.seq)
-            done += 1
-        return done
+        """Write the reports still owed (a crash or a failure between storing
+        and reporting); returns how many were written."""
+        return self.reports.deliver(limit=limit)
 
     def stop(self) -> None:
         """Abandon in-flight processing: nothing more is written (see _guard)."""
@@ -580,6 +635,11 @@ class Pipeline:
         after shutdown gave up on it must not commit half a pass."""
         if self._stopping.is_set():
             raise Abandoned(f"{self.settings.home}: stopping")
+
+
+def _rebaselines(latest: VersionRecord, metadata: dict[str, Any]) -> bool:
+    """The new version was extracted with other site rules than ``latest``."""
+    return siterules.recorded(latest.page_metadata) != siterules.recorded(metadata)
 
 
 def _require_html(url: str, fetched: FetchResult) -> None:
