@@ -39,7 +39,7 @@ def test_the_example_loads() -> None:
     assert list(config.channels) == ["desk", "hook", "script"]
     assert config.channels["hook"].type == "webhook" and config.channels["hook"].secret
     assert config.channels["script"].command == ("/usr/local/bin/on-change", "--json")
-    assert config.channels["script"].limit == 2000
+    assert config.channels["desk"].limit == 2000 and config.channels["script"].limit is None
     first = config.routes[0]
     assert first.quiet_hours == (time(22), time(7)) and first.digest == "hour"
     assert config.routes[1].verdicts == ("significant",)

@@ -28,7 +28,7 @@ from watcher import snapshot as snapshot_mod
 from watcher.cli import main
 from watcher.daemon import HEARTBEAT_NAME
 from watcher.settings import Settings
-from watcher.store import Store, upgrade
+from watcher.store import Store, current_revision, head_revision, upgrade
 
 WATCHER = Path(sys.executable).with_name("watcher")
 STARTUP_S = 30.0  # generous: a loaded CI machine takes seconds just to import
@@ -309,6 +309,18 @@ def assert_status(home: Path, daemon_line: str, database_url: str | None = None)
     code, out, _ = cli(home, "status", database_url=database_url)
     assert code == 0
     assert f"daemon:      {daemon_line}" in out
+
+
+def test_run_on_a_new_data_folder_creates_its_database(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """The quick start's `watcher run`, first thing on a fresh machine."""
+    home = tmp_path / "new-home"
+    daemon = Daemon(home)
+    daemons.append(daemon)
+    daemon.start()
+    assert daemon.stop() == 0
+    assert current_revision(f"sqlite:///{home / 'watcher.db'}") == head_revision()
 
 
 def test_run_refuses_a_database_without_the_schema(tmp_path: Path, db_url: str) -> None:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from watcher import archive, feedmeta
 from watcher import snapshot as snapshot_mod
+from watcher.config import REPORTS_CHANNEL
 from watcher.daemon import is_locked, read_heartbeat, recover_archive, worker_id
 from watcher.diff import diff_snapshots
 from watcher.discovery import PollResult, SourcePoller, compile_match, source_url
@@ -574,7 +575,7 @@ def status(settings: Settings, store: Store) -> Status:
         errors_last_hour=store.errors_since(now - HOUR_MS),
         database=safe_url(settings.database_url),
         failing=failing,
-        deliveries=store.delivery_counts(),
+        deliveries=store.delivery_counts(exclude=(REPORTS_CHANNEL,)),
     )
 
 
@@ -662,9 +663,9 @@ def retry_deliveries(store: Store, ids: Iterable[int] | None) -> int:
         missing = [i for i in wanted if i not in dead]
         if missing:
             raise WatcherError(
-                "not a dead letter: "
+                "no dead letter "
                 + ", ".join(f"#{i}" for i in missing)
-                + " (see watcher deliveries)"
+                + " (watcher deliveries lists them; --state all shows every delivery)"
             )
         return store.retry_deliveries(now_ms(), wanted)
     return store.retry_deliveries(now_ms())

@@ -31,7 +31,7 @@ from watcher.article import parse_article
 from watcher.demo import run_demo
 from watcher.diff import diff_snapshots
 from watcher.discovery import PollResult
-from watcher.errors import WatcherError
+from watcher.errors import ConfigError, WatcherError
 from watcher.feedmeta import Note
 from watcher.logs import configure as configure_logging
 from watcher.models import Article, BlockKind, TimeBasis
@@ -44,7 +44,6 @@ from watcher.store import (
     DeliveryState,
     Keep,
     SourceRecord,
-    Store,
     WatchSummary,
     current_revision,
     head_revision,
@@ -54,6 +53,9 @@ from watcher.store import (
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_ERROR = 2
+#: sysexits' EX_CONFIG: ``watcher run`` cannot start with these settings or this
+#: config file (the unit file tells systemd not to restart on it).
+EXIT_CONFIG = 78
 
 
 def _say(text: str, *, err: bool = False) -> None:
@@ -72,10 +74,10 @@ def _show_json(value: Any) -> None:
     click.echo(escape_unsafe(json.dumps(value, ensure_ascii=False, indent=2, default=str)))
 
 
-def _fail(message: str) -> NoReturn:
+def _fail(message: str, *, status: int = EXIT_ERROR) -> NoReturn:
     """``watcher: error: MESSAGE`` as exactly one line on stderr; exit 2."""
     click.echo(f"watcher: error: {one_line(message)}", err=True)
-    sys.exit(EXIT_ERROR)
+    sys.exit(status)
 
 
 def _os_error(exc: OSError) -> str:
@@ -125,10 +127,23 @@ def main(ctx: click.Context, home: Path | None, config_path: Path | None) -> Non
         return  # `watcher config check` reports a bad file as its finding (exit 1)
     try:
         settings = Settings.from_env(home=home, config_path=config_path)
-        configure_logging(settings.log_level, settings.log_format)
+        configure_logging(_log_level(settings, ctx.invoked_subcommand), settings.log_format)
     except WatcherError as exc:
-        _fail(str(exc))
+        # the daemon says "fix the configuration" to systemd: no restart loop
+        _fail(str(exc), status=EXIT_CONFIG if ctx.invoked_subcommand == "run" else EXIT_ERROR)
     ctx.obj = settings
+
+
+#: Commands whose INFO log lines are their progress (the daemon's log, an
+#: import's phases); every other command prints its own result, and its INFO
+#: lines (a schema upgraded, a source polled) would only clutter the terminal.
+_LOGGING_COMMANDS = frozenset({"run", "import", "db"})
+
+
+def _log_level(settings: Settings, command: str | None) -> str:
+    if command in _LOGGING_COMMANDS or settings.log_level.upper() != "INFO":
+        return settings.log_level
+    return "WARNING"
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -173,6 +188,14 @@ def config_check(ctx: click.Context, file: Path | None) -> None:
     if config.path is None:
         _say(f"no config file ({settings.home / CONFIG_NAME} does not exist); nothing to check")
         return
+    # Apprise alone knows its URL schemes: build the channels as the daemon will.
+    from watcher.notify.channels import build_channels  # noqa: PLC0415 - Apprise is slow to import
+
+    try:
+        build_channels(config, settings)
+    except WatcherError as exc:
+        _say(str(exc))
+        sys.exit(1)
     counts = (
         (len(config.channels), "channel"),
         (len(config.routes), "route"),
@@ -796,7 +819,7 @@ def status(ctx: click.Context) -> None:
     _say(f"due now:     {st.due_now}")
     _say(f"errors (1h): {st.errors_last_hour}")
     _say_failing(st.failing)
-    if st.deliveries:
+    if any(st.deliveries.values()):
         parts = [f"{st.deliveries.get(k, 0)} {k}" for k in ("pending", "sent", "dead")]
         hint = "  (see watcher deliveries)" if st.deliveries.get("dead") else ""
         _say(f"deliveries:  {', '.join(parts)}{hint}")
@@ -834,8 +857,10 @@ def run(ctx: click.Context) -> None:
 
     settings = _settings(ctx)
     settings.home.mkdir(parents=True, exist_ok=True)
-    Store.open(settings.database_url).close()  # refuses an out-of-date schema, clearly
-    sys.exit(daemon.run(settings))
+    try:
+        sys.exit(daemon.run(settings))  # creates the data folder's database, refuses an old one
+    except ConfigError as exc:  # a channel Apprise cannot use
+        _fail(str(exc), status=EXIT_CONFIG)
 
 
 @main.group(invoke_without_command=True)
@@ -875,11 +900,17 @@ def deliveries(ctx: click.Context, state: str, limit: int, as_json: bool) -> Non
     if not rows:
         _say(f"no {'' if state == 'all' else state + ' '}deliveries")
         return
-    for d in rows:
-        when = _when(d.sent_at or d.due_at)
-        _say(f"#{d.id}  {d.state:<7}  {d.channel}  {when}  {d.url}  ({d.summary})")
-        if d.last_error:
-            _say(f"      after {d.attempts} attempt(s): {_clip(d.last_error, 200)}")
+    lines = [("ID", "STATE", "CHANNEL", "SENT/DUE (UTC)", "ATTEMPTS", "URL", "CHANGE")]
+    lines += [
+        (f"#{d.id}", str(d.state), d.channel, _when(d.sent_at or d.due_at), str(d.attempts),
+         _clip(d.url, 60), _clip(d.summary, 60))
+        for d in rows
+    ]  # fmt: skip
+    for line in _table_lines(lines):
+        _say(line)
+    errors = [(d.id, d.last_error) for d in rows if d.last_error and d.state != "sent"]
+    for delivery_id, error in errors:
+        _say(f"#{delivery_id}: {_clip(error, 200)}")
     if state == "dead":
         _say("send them again with: watcher deliveries retry --all (or retry ID...)")
 
@@ -1204,7 +1235,7 @@ def _poll_line(r: PollResult) -> str:
 @click.pass_context
 @fail_cleanly
 def source_list(ctx: click.Context, as_json: bool) -> None:
-    """List sources: kind, tags, interval, articles found, last poll, last error.
+    """List sources: kind, tags, interval, watches added, last poll, last error.
 
     \b
     Example:
@@ -1225,7 +1256,7 @@ def source_list(ctx: click.Context, as_json: bool) -> None:
         _say("no sources yet: watcher source add URL")
         return
     table: list[tuple[str, ...]] = [
-        ("URL", "KIND", "TAGS", "INTERVAL", "ARTICLES", "LAST CHECK", "LAST ERROR")
+        ("URL", "KIND", "TAGS", "INTERVAL", "WATCHES", "LAST CHECK", "LAST ERROR")
     ]
     table += [_source_row(src) for src in sources]
     for line in _table_lines(table):

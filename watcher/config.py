@@ -92,6 +92,7 @@ class Config:
     sites: dict[str, SiteRules] = field(default_factory=dict)
 
     def rules_for(self, host: str) -> SiteRules | None:
-        """The rules of ``host`` (lower case; a leading ``www.`` is ignored)."""
-        host = host.lower()
-        return self.sites.get(host) or self.sites.get(host.removeprefix("www."))
+        """The rules of ``host``: a ``www.`` on either side is ignored, so
+        ``[sites."www.bbc.com"]`` applies to bbc.com and www.bbc.com alike."""
+        bare = host.lower().removeprefix("www.")
+        return self.sites.get(bare) or self.sites.get(f"www.{bare}")

@@ -42,8 +42,9 @@ from watcher.tomllines import KeyLines, KeyPath, dotted
 TABLES = ("watcher", "channels", "routes", "sources", "sites")
 CHANNEL_KEYS: dict[str, tuple[str, ...]] = {
     "apprise": ("type", "url", "urls", "timeout", "limit"),
-    "webhook": ("type", "url", "secret", "secret_env", "timeout", "limit"),
-    "exec": ("type", "command", "timeout", "limit"),
+    # webhooks and exec hooks get the whole JSON record: no text to cut
+    "webhook": ("type", "url", "secret", "secret_env", "timeout"),
+    "exec": ("type", "command", "timeout"),
 }
 ROUTE_KEYS = ("channels", "tags", "verdicts", "kinds", "quiet_hours", "digest")
 SOURCE_KEYS = ("url", "tags", "interval", "match")
@@ -84,12 +85,26 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
 def setting_error(config: Config, name: str, reason: str) -> ConfigError:
     """``reason`` about the ``[watcher]`` setting ``name``, at its line. The
     file is scanned again: this only happens on the way out with an error."""
+    return _error_at(config, ("watcher", name), reason, named=False)  # reason names it
+
+
+def channel_error(config: Config, name: str, reason: str) -> ConfigError:
+    """``reason`` about channel ``name``'s URL (found unusable when the channel
+    is built: Apprise knows its schemes, this module does not import it)."""
+    table = config.channels[name]
+    key: tuple[str, ...] = ("channels", name, "urls" if len(table.urls) > 1 else "url")
+    return _error_at(config, key, reason)
+
+
+def _error_at(
+    config: Config, key: tuple[str, ...], reason: str, *, named: bool = True
+) -> ConfigError:
     path = config.path or Path("watcher.toml")
     try:
-        line = KeyLines(path.read_text(encoding="utf-8")).line(("watcher", name))
+        line = KeyLines(path.read_text(encoding="utf-8")).line(key)
     except (OSError, UnicodeDecodeError):
         line = None
-    return ConfigError(str(path), reason, line=line)
+    return ConfigError(str(path), reason, line=line, key=".".join(key) if named else None)
 
 
 def _syntax_error(shown: str, exc: tomllib.TOMLDecodeError) -> ConfigError:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO
 
 from watcher import archive
+from watcher.config import REPORTS_CHANNEL
 from watcher.discovery import SourcePoller
 from watcher.errors import DaemonAlreadyRunningError, WatcherError
 from watcher.fetch import Fetcher
@@ -36,7 +37,7 @@ from watcher.notify import deliver
 from watcher.pipeline import Pipeline
 from watcher.scheduler import Dispatcher, build_scheduler
 from watcher.settings import Settings
-from watcher.store import Store, now_ms, safe_url
+from watcher.store import Store, current_revision, now_ms, safe_url, upgrade
 
 log = logging.getLogger(__name__)
 LOCK_NAME = "daemon.lock"
@@ -168,16 +169,37 @@ def take_back_leases(settings: Settings, store: Store, worker: str) -> int:
 
 
 async def _finish_sending(
-    sending: asyncio.Task[None], store: Store, worker: str, grace_s: float
+    sending: asyncio.Task[None], deliverer: deliver.Deliverer, store: Store, grace_s: float
 ) -> None:
     """Let the delivery pass under way finish (within ``grace_s``), then hand
     back whatever this daemon still holds, for the next sender to take at once."""
     try:
         await asyncio.wait_for(asyncio.shield(sending), timeout=grace_s)
-    except (TimeoutError, WatcherError) as exc:
-        log.warning("stopped delivering mid-pass: %s", exc or "grace period over")
+    except TimeoutError:
+        log.warning("stopped delivering mid-pass: grace period over")
+    deliverer.close()
+    # Rows being sent keep their lease: their sends finish before the process
+    # exits, and record their outcome; the rest go back for anyone to send.
     with suppress(WatcherError):
-        store.release_deliveries(worker)
+        store.release_deliveries(deliverer.worker, keep=deliverer.in_flight())
+
+
+def _warn_unsent(store: Store, deliverer: deliver.Deliverer) -> None:
+    """Say so when messages wait for channels this daemon does not have (a
+    channel removed from the config, or one only another daemon has)."""
+    try:
+        pending = store.pending_by_channel()
+    except WatcherError:
+        return
+    orphans = {
+        c: n for c, n in pending.items() if c != REPORTS_CHANNEL and c not in deliverer.names
+    }
+    if orphans:
+        log.warning(
+            "%d messages wait for channels not in this daemon's config: %s "
+            "(another daemon may send them; see watcher deliveries --state pending)",
+            sum(orphans.values()), ", ".join(sorted(orphans)),
+        )  # fmt: skip
 
 
 def read_heartbeat(home: Path) -> dict[str, object] | None:
@@ -192,6 +214,12 @@ def run(settings: Settings) -> int:
     lock = DaemonLock(settings.home)
     lock.acquire()
     try:
+        if settings.database_url == settings.default_database_url and not (
+            current_revision(settings.database_url)
+        ):
+            # the data folder's own database, new: create it, as every command does
+            # (a database named by URL is migrated on purpose: watcher db upgrade)
+            upgrade(settings.database_url)
         store = Store.open(settings.database_url, check_retention=settings.check_retention)
         try:
             worker = daemon_identity(settings.home)
@@ -211,12 +239,14 @@ async def _serve(settings: Settings, store: Store, worker: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    deliverer = deliver.Deliverer(store, settings, worker)  # refuses an unusable channel
     started = now_ms()
     log.info(
-        "watcher daemon %s started: database %s, data folder %s",
+        "watcher daemon %s started: database %s, data folder %s, channels: %s",
         worker, safe_url(settings.database_url), settings.home,
+        ", ".join(deliverer.names) or "none",
     )  # fmt: skip
-    deliverer = deliver.Deliverer(store, settings, worker)
+    _warn_unsent(store, deliverer)
     wake = asyncio.Event()
     async with Fetcher(settings.fetch_settings()) as fetcher:
         pipeline = Pipeline(store, fetcher, settings, worker=worker)
@@ -247,7 +277,7 @@ async def _serve(settings: Settings, store: Store, worker: str) -> None:
             scheduler.shutdown(wait=False)
             await dispatcher.drain(settings.grace)
             await poller.stop()  # after the grace period a poll under way had too
-            await _finish_sending(sending, store, worker, settings.grace)
+            await _finish_sending(sending, deliverer, store, settings.grace)
             await dispatcher.flush_site()
             with suppress(OSError):
                 (settings.home / HEARTBEAT_NAME).unlink()

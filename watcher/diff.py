@@ -1108,7 +1108,11 @@ def summarise(items: list[ChangeItem] | tuple[ChangeItem, ...]) -> str:
     if not items:
         return "no change"
     news = Counter(i.kind for i in items if i.significant)
-    noise = Counter(i.kind for i in items if not i.significant)
+    # Two captures always differ in capture time: saying so tells a reader
+    # nothing (and filled every notification's subject). A stated time (an
+    # imported file's) is what the source wrote, and its change is worth a word.
+    told = [i for i in items if not _is_capture_time(i)] or list(items)
+    noise = Counter(i.kind for i in told if not i.significant)
     parts = [_phrase(kind, n) for kind, n in news.items()]
     noise_parts = [_phrase(kind, n) for kind, n in noise.items()]
     if any(i.kind is ChangeKind.HEADER_TIME and i.location != "capture time" for i in items):
@@ -1118,6 +1122,10 @@ def summarise(items: list[ChangeItem] | tuple[ChangeItem, ...]) -> str:
         return "noise only: " + ", ".join(noise_parts)
     line = "; ".join(parts)
     return f"{line} (noise: {', '.join(noise_parts)})" if noise_parts else line
+
+
+def _is_capture_time(item: ChangeItem) -> bool:
+    return item.kind is ChangeKind.HEADER_TIME and item.location == "capture time"
 
 
 def _phrase(kind: str, n: int) -> str:

@@ -379,7 +379,11 @@ class Pipeline:
         )
 
     def _rules_changed(self, watch: WatchRecord) -> bool:
-        """The site's rules are not those its latest version was extracted with."""
+        """The site's rules are not those its latest version was extracted with.
+        Without any site rules configured, a 304 costs no query: rules removed
+        from the file entirely re-baseline on the site's next 200 instead."""
+        if not self.settings.config.sites:
+            return False
         latest = self.store.latest_version(watch.id)
         return latest is not None and siterules.recorded(latest.page_metadata) != (
             siterules.fingerprint(self._rules(watch))

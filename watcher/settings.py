@@ -25,6 +25,8 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 
 
+DATABASE_NAME = "watcher.db"
+
 #: The longest duration any setting or ``--interval`` takes: beyond it a
 #: schedule's arithmetic overflows (epoch milliseconds, datetime) long before
 #: it means anything.
@@ -405,7 +407,7 @@ class Settings:
         values["allow_hosts"] = _host_list(values["allow_hosts"])
         values["user_agent"] = values["user_agent"] or user_agent(values["contact"])
         if not values["database_url"]:
-            values["database_url"] = f"sqlite:///{home / 'watcher.db'}"
+            values["database_url"] = f"sqlite:///{home / DATABASE_NAME}"
         return cls(**values)
 
     def fetch_settings(self) -> FetchSettings:
@@ -429,6 +431,11 @@ class Settings:
     @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
+
+    @property
+    def default_database_url(self) -> str:
+        """The SQLite database in the data folder (used unless WATCHER_DATABASE_URL)."""
+        return f"sqlite:///{self.home / DATABASE_NAME}"
 
     @property
     def is_sqlite(self) -> bool:

@@ -56,7 +56,21 @@ def test_claims_are_leases_and_only_the_holder_marks(store: Store, watch_id: int
     assert store.mark_sent("b", [row.id], 1300) == 1
     [sent] = store.deliveries(state="sent")
     assert (sent.sent_at, sent.attempts, sent.claimed_by) == (1300, 1, None)
-    assert store.next_delivery_due() == 5000
+    assert store.next_delivery_due(channels=["desk"]) == 5000
+
+
+def test_a_sender_whose_lease_was_taken_over_cannot_renew_it(store: Store, watch_id: int) -> None:
+    """What stops a double send: a sender renews just before sending, and a row
+    another sender took after the lease ran out is no longer its to send."""
+    add_change(store, watch_id, OutboxEntry("desk", 0))
+    [row] = store.claim_deliveries("a", 100, 10, 1000)
+    assert store.renew_deliveries("a", [row.id], 5000) == 1  # still a's: renewed
+    [taken] = store.claim_deliveries("b", 5001, 10, 1000)  # a's lease ran out; b took it
+    assert store.renew_deliveries("a", [taken.id], 9000) == 0  # a must not send it
+    assert store.release_deliveries("a", only=[taken.id]) == 0  # nor free b's lease
+    assert store.release_deliveries("b", keep=[taken.id]) == 0  # in flight: kept
+    assert store.release_deliveries("b") == 1
+    assert store.pending_by_channel() == {"desk": 1}
 
 
 def test_failures_retry_then_die_and_retry_revives(store: Store, watch_id: int) -> None:

@@ -18,6 +18,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import time
@@ -26,7 +27,8 @@ from typing import Any, Protocol
 import apprise
 import httpx
 
-from watcher.config import ChannelConfig, Config
+from watcher.config import REPORTS_CHANNEL, ChannelConfig, Config
+from watcher.configfile import channel_error
 from watcher.errors import DeliveryError, WatcherError
 from watcher.notify.message import Message, sample_message, truncate
 from watcher.safetext import one_line
@@ -50,6 +52,8 @@ class Channel(Protocol):
     name: str
     type: str
     limit: int
+    #: The longest one send may take (the outbox sizes its leases by it).
+    timeout_s: float
 
     def send(self, message: Message) -> None:
         """Deliver ``message`` or raise DeliveryError; never longer than the timeout."""
@@ -91,16 +95,28 @@ class AppriseChannel:
 
     def send(self, message: Message) -> None:
         footer = f"\n\nid: {message.key}"
-        body = truncate(message.body.rstrip("\n"), max(0, self.limit - len(footer))) + footer
+        text = defuse_mentions(message.body.rstrip("\n"))
+        body = truncate(text, max(0, self.limit - len(footer))) + footer
         extra: dict[str, Any] = {"timeout": self.timeout_s} if _APPRISE_CALL_TIMEOUT else {}
         result = self._apprise.notify(
             body=body,
-            title=truncate(message.title, self.title_limit),
+            title=truncate(defuse_mentions(message.title), self.title_limit),
             body_format=apprise.NotifyFormat.TEXT,
             **extra,
         )
         if not result:
             raise DeliveryError(self.name, _apprise_reason(result))
+
+
+_MENTION = re.compile(r"@(everyone|here|channel)\b", re.IGNORECASE)
+_SLACK_MENTION = re.compile(r"<([!@#])")
+
+
+def defuse_mentions(text: str) -> str:
+    """A headline reading "@everyone" must not ping a whole Discord or Slack
+    channel: a zero-width space after the ``@`` (and inside Slack's ``<!here>``,
+    ``<@U123>``) keeps the text readable and inert."""
+    return _SLACK_MENTION.sub("<\u200b\\1", _MENTION.sub("@\u200b\\1", text))
 
 
 def _smallest(limits: list[int], default: int) -> int:
@@ -238,9 +254,13 @@ class ExecChannel:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the hook and its process group. A child that left the group
+    (setsid) may still hold stderr open: read what is there for a moment, not
+    until it exits, so the send ends near its timeout whatever the hook does."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.communicate(timeout=1)
 
 
 def _exit_reason(status: int, stderr: bytes) -> str:
@@ -264,14 +284,26 @@ def build_channel(config: ChannelConfig, settings: Settings) -> Channel:
 
 
 def build_channels(config: Config, settings: Settings) -> dict[str, Channel]:
-    """Every configured channel by name."""
-    return {name: build_channel(channel, settings) for name, channel in config.channels.items()}
+    """Every configured channel by name; a channel Apprise cannot use is a
+    ConfigError naming the file and line (what ``watcher config check`` and
+    the daemon's start print)."""
+    built: dict[str, Channel] = {}
+    for name, channel in config.channels.items():
+        try:
+            built[name] = build_channel(channel, settings)
+        except WatcherError as exc:
+            reason = str(exc).removeprefix(f"channel {name!r}: ")
+            raise channel_error(config, name, reason) from exc
+    return built
 
 
 def send_sample(settings: Settings, name: str) -> Channel:
     """``watcher notify test NAME``: send the sample message to one channel
     (built alone, so another channel's mistake does not get in the way)."""
     channels = settings.config.channels
+    if name == REPORTS_CHANNEL:
+        raise WatcherError("'reports' is the built-in channel that writes report files; "
+                           "test a [channels.NAME] of the config file")  # fmt: skip
     if name not in channels:
         known = ", ".join(sorted(channels)) or "none (add a [channels.NAME] table to watcher.toml)"
         raise WatcherError(f"no channel named {name!r}; configured: {known}")

@@ -21,24 +21,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
-from watcher.config import REPORTS_CHANNEL
 from watcher.errors import WatcherError
 from watcher.notify.channels import Channel, build_channels
 from watcher.notify.message import Message, item_for, message_for
+from watcher.safetext import one_line
 from watcher.settings import Settings
 from watcher.store import ChangeRecord, DeliveryRecord, Repository, now_ms
 
 log = logging.getLogger(__name__)
 
-#: How long a sender holds the rows it claimed; longer than any channel's timeout.
-LEASE_MS = 120_000
-BATCH = 100
+#: Rows claimed per pass, and the threads sending them.
+BATCH = 32
 SENDERS = 8
 BACKOFF_CAP_S = 3600.0
+#: Slack on a lease beyond the longest a send can take.
+LEASE_SLACK_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,34 +81,69 @@ class Deliverer:
         )
         self.clock = clock
         self.batch = batch
-        self._pool = ThreadPoolExecutor(max_workers=max(1, senders), thread_name_prefix="sender")
+        self.senders = max(1, senders)
+        self._pool = ThreadPoolExecutor(max_workers=self.senders, thread_name_prefix="sender")
+        longest = max((c.timeout_s for c in self.channels.values()), default=10.0)
+        #: A lease covers one send (renewed just before it), with slack ...
+        self.send_lease_ms = round((longest + LEASE_SLACK_S) * 1000)
+        #: ... and a claim covers the queue of sends ahead of the last row.
+        self.claim_lease_ms = self.send_lease_ms * (-(-batch // self.senders) + 1)
+        self._lock = threading.Lock()
+        self._in_flight: set[int] = set()
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self.channels)
 
     def run_once(self) -> DeliveryPass:
-        """Claim up to ``batch`` due rows of every channel but ``reports``, send, mark."""
+        """Claim up to ``batch`` due rows of this daemon's channels, send, mark."""
+        if not self.channels:
+            return DeliveryPass()
+        now = self.clock()
         rows = self.store.claim_deliveries(
-            self.worker, self.clock(), self.batch, LEASE_MS, exclude=(REPORTS_CHANNEL,)
+            self.worker, now, self.batch, self.claim_lease_ms, channels=self.names
         )
         if not rows:
             return DeliveryPass()
         groups = _groups(rows)
-        found = self.store.changes_with_seq({r.change_id for r in rows})  # one query a pass
+        for group in groups:  # a digest is one message, however many rows it holds
+            if group[0].digest is not None:
+                group.extend(
+                    self.store.claim_deliveries(
+                        self.worker, now, 100_000, self.claim_lease_ms,
+                        channels=(group[0].channel,), digest=group[0].digest,
+                    )
+                )  # fmt: skip
+        found = self.store.changes_with_seq({r.change_id for g in groups for r in g})
         # Threads only send; this thread alone writes the outcomes, each as
         # soon as it is known (one SQLite writer, no lock waits; a crash
         # repeats only the messages whose outcome was not written yet).
         futures = {self._pool.submit(self._send, group, found): group for group in groups}
-        total = DeliveryPass(claimed=len(rows))
+        total = DeliveryPass(claimed=sum(len(g) for g in groups))
         for future in as_completed(futures):
             group = futures[future]
             error = future.exception()
-            done = self._failed(group, error) if error else self._sent(group, future.result())
+            if error is None:
+                message = future.result()
+                done = self._sent(group, message) if message else DeliveryPass()
+            else:
+                done = self._failed(group, error)
+            with self._lock:
+                self._in_flight.difference_update(r.id for r in group)
             total = _plus(total, done)
         return total
 
+    def next_due(self) -> int | None:
+        """When this daemon's next delivery can be sent (None: none pending)."""
+        return self.store.next_delivery_due(channels=self.names) if self.channels else None
+
+    def in_flight(self) -> set[int]:
+        """Ids of the rows being sent right now (their outcome is still to come)."""
+        with self._lock:
+            return set(self._in_flight)
+
     def close(self) -> None:
+        """Send nothing more; sends under way finish (bounded by their timeouts)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def run_until_idle(self, *, max_passes: int = 10_000) -> DeliveryPass:
@@ -121,14 +158,21 @@ class Deliverer:
 
     def _send(
         self, rows: Sequence[DeliveryRecord], found: Mapping[int, tuple[ChangeRecord, int]]
-    ) -> Message:
-        """Build and send one message (in a sender thread); raises on failure."""
-        name = rows[0].channel
-        channel = self.channels.get(name)
-        if channel is None:
-            raise WatcherError(f"channel {name!r} is not configured (any more)")
+    ) -> Message | None:
+        """Build and send one message (in a sender thread); raises on failure,
+        None when the lease ran out while the message waited its turn."""
+        ids = [r.id for r in rows]
         message = self._message(rows, found)
-        channel.send(message)
+        until = self.clock() + self.send_lease_ms
+        if self.store.renew_deliveries(self.worker, ids, until) < len(ids):
+            # Another sender may hold it now: sending could send it twice.
+            log.warning("lease of %s to %s ran out before its turn; left to the next pass",
+                        message.key, rows[0].channel)  # fmt: skip
+            self.store.release_deliveries(self.worker, only=ids)
+            return None
+        with self._lock:
+            self._in_flight.update(ids)
+        self.channels[rows[0].channel].send(message)
         return message
 
     def _sent(self, rows: Sequence[DeliveryRecord], message: Message) -> DeliveryPass:
@@ -203,11 +247,9 @@ async def serve(
             done = await asyncio.to_thread(deliverer.run_once)
             if done.claimed >= deliverer.batch:
                 continue  # more are due: no waiting
-            due = await asyncio.to_thread(
-                deliverer.store.next_delivery_due, exclude=(REPORTS_CHANNEL,)
-            )
-        except WatcherError as exc:  # the database may be briefly away: next poll
-            log.error("delivery pass failed (will retry): %s", exc)
+            due = await asyncio.to_thread(deliverer.next_due)
+        except Exception as exc:  # the database may be briefly away: next poll
+            log.error("delivery pass failed (will retry): %s", one_line(str(exc) or repr(exc)))
             due = None
         wait = poll_s
         if due is not None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from watcher import archive
@@ -32,7 +32,7 @@ from watcher.models import Change, ChangeKind, change_from_dict
 from watcher.outputs import site
 from watcher.report import render_html, render_markdown
 from watcher.settings import Settings
-from watcher.store import DeliveryRecord, Repository, Store, now_ms
+from watcher.store import ChangeRecord, DeliveryRecord, Repository, Store, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +139,10 @@ class ReportDeliveries:
             change_ids=change_ids,
         )
         done = 0
+        found = self.store.changes_with_seq({r.change_id for r in rows}) if rows else {}
         for row in rows:
             try:
-                self._write(row)
+                self._write(row, found)
             except Exception as exc:  # the change is stored; only its report is late
                 log.error("cannot write reports for %s (will retry): %s", row.url, exc)
                 attempts = row.attempts + 1
@@ -156,13 +157,10 @@ class ReportDeliveries:
             done += 1
         return done
 
-    def _write(self, row: DeliveryRecord) -> None:
-        record = self.store.change(row.change_id)
-        if record is None:
+    def _write(self, row: DeliveryRecord, found: Mapping[int, tuple[ChangeRecord, int]]) -> None:
+        if row.change_id not in found:
             raise WatcherError(f"change {row.change_id} no longer exists")
-        version = self.store.get_version(record.new_version_id or record.old_version_id)
-        if version is None:
-            raise WatcherError(f"change {row.change_id} has no version")
+        record, seq = found[row.change_id]
         change = change_from_dict(record.record)
-        write_change_reports(self.settings, record.url, version.seq, change)
+        write_change_reports(self.settings, record.url, seq, change)
         self.site_updates.mark(record.watch_id, change.significant)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Row, and_, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from watcher.store.records import (
@@ -68,10 +68,11 @@ class OutboxRepository:
         channels: Iterable[str] | None = None,
         exclude: Iterable[str] = (),
         change_ids: Iterable[int] | None = None,
+        digest: str | None = None,
     ) -> list[DeliveryRecord]:
         """Lease up to ``limit`` due pending deliveries (oldest due first) to
-        ``worker_id`` until ``now_ms + lease_ms``; only of ``channels`` and of
-        ``change_ids`` if given."""
+        ``worker_id`` until ``now_ms + lease_ms``; only of ``channels``, of
+        ``change_ids`` and of one ``digest`` period kind if given."""
         if limit <= 0:
             return []
         until = now_ms + lease_ms
@@ -82,6 +83,8 @@ class OutboxRepository:
             conditions = (*conditions, Delivery.change_id.in_(sorted(set(change_ids))))
         if excluded := sorted(set(exclude)):
             conditions = (*conditions, Delivery.channel.not_in(excluded))
+        if digest is not None:
+            conditions = (*conditions, Delivery.digest == digest)
         with self._session() as s:
             pick = select(Delivery.id).where(*conditions).order_by(Delivery.due_at, Delivery.id)
             pick = pick.limit(limit)
@@ -125,17 +128,52 @@ class OutboxRepository:
                 row.id: (change_record(row, url), int(seq)) for row, url, seq in s.execute(stmt)
             }
 
-    def next_delivery_due(self, *, exclude: Iterable[str] = ()) -> int | None:
-        """When the earliest pending delivery (of a channel not in ``exclude``)
-        falls due; None: nothing pending."""
-        stmt = select(func.min(Delivery.due_at)).where(
-            Delivery.state == DeliveryState.PENDING.value
+    def next_delivery_due(self, *, channels: Iterable[str]) -> int | None:
+        """When the earliest pending delivery of ``channels`` can next be
+        claimed: its due time, or the end of the lease someone holds on it.
+        None: nothing pending."""
+        free_at = case(
+            (Delivery.claimed_until > Delivery.due_at, Delivery.claimed_until),
+            else_=Delivery.due_at,
         )
-        if excluded := sorted(set(exclude)):
-            stmt = stmt.where(Delivery.channel.not_in(excluded))
+        stmt = select(func.min(free_at)).where(
+            Delivery.state == DeliveryState.PENDING.value,
+            Delivery.channel.in_(sorted(set(channels))),
+        )
         with self._session() as s:
             value = s.scalar(stmt)
             return None if value is None else int(value)
+
+    def renew_deliveries(self, worker_id: str, delivery_ids: Iterable[int], until: int) -> int:
+        """Extend ``worker_id``'s leases on these rows to ``until``; returns how
+        many it still held. A sender renews just before sending, and sends only
+        if it still holds every row: one whose lease ran out (and that another
+        daemon may be sending) is left alone, so it is never sent twice."""
+        ids = sorted(set(delivery_ids))
+        if not ids:
+            return 0
+        with self._session() as s:
+            result = s.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id.in_(ids),
+                    Delivery.claimed_by == worker_id,
+                    Delivery.state == DeliveryState.PENDING.value,
+                )
+                .values(claimed_until=until)
+                .execution_options(synchronize_session=False)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    def pending_by_channel(self) -> dict[str, int]:
+        """Pending deliveries per channel (a daemon warns of channels it lacks)."""
+        stmt = (
+            select(Delivery.channel, func.count())
+            .where(Delivery.state == DeliveryState.PENDING.value)
+            .group_by(Delivery.channel)
+        )
+        with self._session() as s:
+            return {str(channel): int(n) for channel, n in s.execute(stmt)}
 
     def mark_sent(self, worker_id: str, delivery_ids: Iterable[int], now_ms: int) -> int:
         """Mark deliveries this worker holds as sent; returns how many it held."""
@@ -178,14 +216,23 @@ class OutboxRepository:
             )
             return int(getattr(result, "rowcount", 0) or 0)
 
-    def release_deliveries(self, worker_id: str) -> int:
+    def release_deliveries(
+        self, worker_id: str, *, keep: Iterable[int] = (), only: Iterable[int] | None = None
+    ) -> int:
         """Drop this worker's delivery leases without an outcome (shutdown, or a
-        restart after a crash: the rows are sent again at once)."""
+        restart after a crash: the rows are sent again at once): all of them,
+        or ``only`` these, but never those of ``keep`` (rows being sent right
+        now, whose outcome is still to come)."""
+        stmt = update(Delivery).where(Delivery.claimed_by == worker_id)
+        if kept := sorted(set(keep)):
+            stmt = stmt.where(Delivery.id.not_in(kept))
+        if only is not None:
+            stmt = stmt.where(Delivery.id.in_(sorted(set(only))))
         with self._session() as s:
             result = s.execute(
-                update(Delivery)
-                .where(Delivery.claimed_by == worker_id)
-                .values(claimed_by=None, claimed_until=None)
+                stmt.values(claimed_by=None, claimed_until=None).execution_options(
+                    synchronize_session=False
+                )
             )
             return int(getattr(result, "rowcount", 0) or 0)
 
@@ -208,9 +255,12 @@ class OutboxRepository:
         with self._session() as s:
             return [_delivery(row) for row in s.execute(stmt)]
 
-    def delivery_counts(self) -> dict[str, int]:
-        """How many deliveries are in each state (for ``watcher status``)."""
+    def delivery_counts(self, *, exclude: Iterable[str] = ()) -> dict[str, int]:
+        """How many deliveries are in each state (for ``watcher status``), not
+        counting the channels in ``exclude``."""
         stmt = select(Delivery.state, func.count()).group_by(Delivery.state)
+        if excluded := sorted(set(exclude)):
+            stmt = stmt.where(Delivery.channel.not_in(excluded))
         with self._session() as s:
             found = {str(state): int(n) for state, n in s.execute(stmt)}
         return {st.value: found.get(st.value, 0) for st in DeliveryState}
