@@ -23,7 +23,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from watcher.errors import WatcherError
@@ -36,7 +36,7 @@ from watcher.store import ChangeRecord, DeliveryRecord, Repository, now_ms
 log = logging.getLogger(__name__)
 
 #: Rows claimed per pass, and the threads sending them.
-BATCH = 32
+BATCH = 64
 SENDERS = 8
 BACKOFF_CAP_S = 3600.0
 #: Slack on a lease beyond the longest a send can take.
@@ -84,10 +84,12 @@ class Deliverer:
         self.senders = max(1, senders)
         self._pool = ThreadPoolExecutor(max_workers=self.senders, thread_name_prefix="sender")
         longest = max((c.timeout_s for c in self.channels.values()), default=10.0)
-        #: A lease covers one send (renewed just before it), with slack ...
+        #: A lease covers one send, with slack. A claim lasts two of them: a row
+        #: still queued when its claim runs short is renewed just before its
+        #: send (compare-and-set), so a long queue needs no long lease, and a
+        #: dead daemon's rows go to the others soon.
         self.send_lease_ms = round((longest + LEASE_SLACK_S) * 1000)
-        #: ... and a claim covers the queue of sends ahead of the last row.
-        self.claim_lease_ms = self.send_lease_ms * (-(-batch // self.senders) + 1)
+        self.claim_lease_ms = 2 * self.send_lease_ms
         self._lock = threading.Lock()
         self._in_flight: set[int] = set()
 
@@ -115,22 +117,23 @@ class Deliverer:
                     )
                 )  # fmt: skip
         found = self.store.changes_with_seq({r.change_id for g in groups for r in g})
-        # Threads only send; this thread alone writes the outcomes, each as
-        # soon as it is known (one SQLite writer, no lock waits; a crash
-        # repeats only the messages whose outcome was not written yet).
+        # Threads only send; this thread alone writes the outcomes, as soon as
+        # they are known (one SQLite writer, no lock waits; a crash repeats
+        # only the messages whose outcome was not written yet).
         futures = {self._pool.submit(self._send, group, found): group for group in groups}
         total = DeliveryPass(claimed=sum(len(g) for g in groups))
-        for future in as_completed(futures):
-            group = futures[future]
-            error = future.exception()
-            if error is None:
-                message = future.result()
-                done = self._sent(group, message) if message else DeliveryPass()
-            else:
-                done = self._failed(group, error)
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            # Every send that ended meanwhile is recorded in one commit (a commit
+            # per message made PostgreSQL's fsync the bottleneck).
+            sent = [(futures[f], f.result()) for f in done if f.exception() is None]
+            total = _plus(total, self._sent([(g, m) for g, m in sent if m is not None]))
+            for future in done:
+                if (error := future.exception()) is not None:
+                    total = _plus(total, self._failed(futures[future], error))
             with self._lock:
-                self._in_flight.difference_update(r.id for r in group)
-            total = _plus(total, done)
+                self._in_flight.difference_update(r.id for f in done for r in futures[f])
         return total
 
     def next_due(self) -> int | None:
@@ -164,7 +167,10 @@ class Deliverer:
         ids = [r.id for r in rows]
         message = self._message(rows, found)
         until = self.clock() + self.send_lease_ms
-        if self.store.renew_deliveries(self.worker, ids, until) < len(ids):
+        held_until = min(r.claimed_until or 0 for r in rows)
+        # The claim still covers this send (the usual case): no one else can
+        # take the rows before it ends. Otherwise renew, compare-and-set.
+        if until > held_until and self.store.renew_deliveries(self.worker, ids, until) < len(ids):
             # Another sender may hold it now: sending could send it twice.
             log.warning("lease of %s to %s ran out before its turn; left to the next pass",
                         message.key, rows[0].channel)  # fmt: skip
@@ -175,13 +181,17 @@ class Deliverer:
         self.channels[rows[0].channel].send(message)
         return message
 
-    def _sent(self, rows: Sequence[DeliveryRecord], message: Message) -> DeliveryPass:
-        self.store.mark_sent(self.worker, [r.id for r in rows], self.clock())
-        log.info(
-            "delivered %s to %s: %s", message.key, rows[0].channel,
-            rows[0].summary if len(rows) == 1 else f"digest of {len(rows)} changes",
-        )  # fmt: skip
-        return DeliveryPass(sent=len(rows))
+    def _sent(self, sent: Sequence[tuple[Sequence[DeliveryRecord], Message]]) -> DeliveryPass:
+        ids = [r.id for rows, _ in sent for r in rows]
+        if not ids:
+            return DeliveryPass()
+        self.store.mark_sent(self.worker, ids, self.clock())
+        for rows, message in sent:
+            log.info(
+                "delivered %s to %s: %s", message.key, rows[0].channel,
+                rows[0].summary if len(rows) == 1 else f"digest of {len(rows)} changes",
+            )  # fmt: skip
+        return DeliveryPass(sent=len(ids))
 
     def _message(
         self, rows: Sequence[DeliveryRecord], found: Mapping[int, tuple[ChangeRecord, int]]
