@@ -33,7 +33,8 @@ a kill too), wait for the window to close, audit everything. Among the kills
 come ``--stops`` clean stops: SIGTERM at a random point of a pass, after
 which the daemon must have exited 0 holding no lease. At the end every
 daemon gets SIGTERM in the middle of one more pass, and ``watcher export``
-rebuilds the archive from the database, which must match the files.
+rebuilds the archive from the database, which must match the files (and
+each noise-only version, which has no file, its stored text).
 
 Audits
     integrity   SQLite ``PRAGMA integrity_check`` / ``foreign_key_check``;
@@ -47,8 +48,10 @@ Audits
                 check rows for one watch in one due window
     lost        a seq gap; a version (seq > 1) without the change that led
                 to it; a change whose versions are not consecutive; a
-                version without its archive file; a watch released in a
-                window without a check row
+                version people read (the first, or one a significant change
+                led to) without its archive file (a noise-only version has
+                none: archive.has_file); a watch released in a window
+                without a check row
     orphans     an archive file no version names (``.tmp-*`` files a kill
                 left between write and rename included); files under
                 ``archive/.orphans/`` (start-up reconciliation's) are not
@@ -94,7 +97,7 @@ if str(ROOT) not in sys.path:  # run as a script: make ``bench`` and ``tests`` i
 from sqlalchemy import Engine, text  # noqa: E402
 
 from bench._pages import _HTTP, Site, _mix, _page_index, load_articles  # noqa: E402
-from watcher import api  # noqa: E402
+from watcher import api, archive  # noqa: E402
 from watcher import snapshot as snapshot_mod  # noqa: E402
 from watcher.daemon import read_heartbeat  # noqa: E402
 from watcher.errors import WatcherError  # noqa: E402
@@ -335,6 +338,14 @@ class VersionRow:
     seq: int
     sha: str
     archive_path: str | None
+    verdict: str | None  # of the change into it; None for a first version
+    captured_at: int
+    url: str
+
+    @property
+    def has_file(self) -> bool:
+        """Whether the daemon must have written an archive file for it."""
+        return archive.has_file(self.verdict)
 
 
 @dataclass(frozen=True)
@@ -379,8 +390,13 @@ class Auditor:
                 VersionRow(*r)
                 for r in conn.execute(
                     text(
-                        "SELECT id, watch_id, seq, content_sha256, archive_path FROM versions "
-                        "ORDER BY watch_id, seq, id"
+                        # max(): 'significant' sorts after 'noise' and 'none', so
+                        # two changes into one version (a fault of its own) still
+                        # ask for the file if either was news
+                        "SELECT v.id, v.watch_id, v.seq, v.content_sha256, v.archive_path, "
+                        "(SELECT max(c.verdict) FROM changes c WHERE c.new_version_id = v.id), "
+                        "v.captured_at, w.url FROM versions v JOIN watches w ON w.id = v.watch_id "
+                        "ORDER BY v.watch_id, v.seq, v.id"
                     )
                 )
             ]
@@ -490,8 +506,10 @@ class Auditor:
             elif len(roots) > 1:
                 self.problems.add(DUPLICATE, ("file twice", relative), f"{relative} in {where}")
         fresh = [v for v in versions if v.id > self.verified_version]
-        texts = self.texts([v.id for v in fresh])
+        texts = self.texts([v.id for v in fresh if v.archive_path or v.has_file])
         for v in fresh:
+            if not v.archive_path and not v.has_file:
+                continue  # noise only: in the database alone (compare_export reads it)
             if not v.archive_path or v.archive_path not in files:
                 self.problems.add(LOST, ("file", v.archive_path or f"version {v.id}"),
                                   f"version {v.id} (watch {v.watch_id} seq {v.seq}): no file {v.archive_path}")  # fmt: skip
@@ -501,23 +519,38 @@ class Auditor:
                 self.problems.add(INTEGRITY, ("file differs", v.archive_path),
                                   f"{path}: not version {v.id}'s content")  # fmt: skip
         for v in versions:  # files of checked versions may not disappear later either
-            if v.id <= self.verified_version and v.archive_path not in files:
+            if v.id <= self.verified_version and v.archive_path and v.archive_path not in files:
                 self.problems.add(LOST, ("file", v.archive_path or f"version {v.id}"),
                                   f"version {v.id}: file {v.archive_path} disappeared")  # fmt: skip
         self.verified_version = max((v.id for v in versions), default=self.verified_version)
 
     def texts(self, ids: list[int]) -> dict[int, str]:
+        """The versions' content texts, decoded by the store (contents are
+        compressed, most of them deltas); a version it cannot read is absent."""
+        store = Store(self.engine)
         out: dict[int, str] = {}
-        with self.engine.connect() as conn:
-            for k in range(0, len(ids), 500):
-                chunk = ids[k : k + 500]
-                query = text(
-                    "SELECT v.id, c.text FROM versions v JOIN contents c "
-                    "ON c.sha256 = v.content_sha256 WHERE v.id IN ("
-                    + ",".join(str(i) for i in chunk)
-                    + ")"
-                )
-                out.update({int(i): t for i, t in conn.execute(query)})
+        for version_id in ids:
+            try:
+                out[version_id] = store.version_text(version_id)
+            except WatcherError as exc:
+                self.problems.add(INTEGRITY, ("content", version_id),
+                                  f"version {version_id}: {exc}")  # fmt: skip
+        return out
+
+    def unfiled(self, versions: list[VersionRow]) -> dict[str, int]:
+        """Where ``watcher export`` puts each version without an archive file
+        (relative path -> version id)."""
+        by_watch: dict[int, list[VersionRow]] = {}
+        for v in versions:
+            by_watch.setdefault(v.watch_id, []).append(v)
+        out: dict[str, int] = {}
+        for rows in by_watch.values():
+            paths = archive.export_paths(
+                rows[0].url, [(v.captured_at, v.archive_path) for v in rows]
+            )
+            out.update(
+                {p.as_posix(): v.id for v, p in zip(rows, paths, strict=True) if not v.archive_path}
+            )
         return out
 
     # -- windows and leases ---------------------------------------------------
@@ -918,19 +951,29 @@ class Soak:
             return
         files = self.audit.archive_files()
         exported = {p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()}
+        # the versions without a file (noise only): rebuilt from the database alone
+        versions, _ = self.audit.rows()
+        unfiled = self.audit.unfiled(versions)
+        texts = self.audit.texts(list(unfiled.values()))
         for relative in sorted(exported):
-            if relative not in files:
+            if relative in unfiled:
+                if file_content(target / relative) != texts.get(unfiled[relative]):
+                    self.problems.add(INTEGRITY, ("export differs", relative),
+                                      f"exported {relative} is not version {unfiled[relative]}'s content")  # fmt: skip
+            elif relative not in files:
                 self.problems.add(
                     LOST, ("file", relative), f"exported {relative}: not in any archive"
                 )
             elif (files[relative][0] / relative).read_bytes() != (target / relative).read_bytes():
                 self.problems.add(INTEGRITY, ("export differs", relative),
                                   f"exported {relative} differs from the archive's")  # fmt: skip
-        for relative in files.keys() - exported:
-            self.problems.add(
-                ORPHAN, ("file", relative), f"{relative}: in the archive, not exported"
-            )
-        self.say(f"\nwatcher export: {len(exported)} files; the archive folders: {len(files)}")
+        for relative in (files.keys() | unfiled.keys()) - exported:
+            self.problems.add(ORPHAN if relative in files else LOST, ("file", relative),
+                              f"{relative}: not exported")  # fmt: skip
+        self.say(
+            f"\nwatcher export: {len(exported)} files; the archive folders: {len(files)};"
+            f" noise-only versions (no archive file): {len(unfiled)}"
+        )
 
     def run(self) -> Totals:
         try:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from tests.conftest import CORPUS
 from tests.test_importer import history, open_store, seed
-from watcher import api, snapshot
+from watcher import api, archive, snapshot
 from watcher.cli import main
 from watcher.importer import import_paths
 from watcher.store import Store
@@ -47,13 +47,14 @@ def test_every_version_exports_byte_identical_to_the_imported_file(
         watch = store.get_watch(normalise_url(snap.url))
         assert watch is not None and snap.captured_at is not None
         sha = hashlib.sha256(content.encode("utf-8")).hexdigest()
-        (version,) = [
-            v
-            for v in store.versions(watch.id)
+        versions = store.versions(watch.id)
+        paths = archive.export_paths(watch.url, [(v.captured_at, v.archive_path) for v in versions])
+        (out,) = [
+            target / relative
+            for v, relative in zip(versions, paths, strict=True)
             if (v.captured_at, v.content_sha256) == (snap.captured_at, sha)
         ]
-        assert version.archive_path is not None
-        out = target / version.archive_path
+        version = versions[paths.index(out.relative_to(target))]
         if out.read_bytes() != data:
             mismatched.append(path)
         assert out.stat().st_mtime_ns // 1_000_000 == version.captured_at

@@ -19,7 +19,7 @@ from watcher.cli import main
 from watcher.errors import InvalidURLError
 from watcher.importer import Importer, ImportSummary, import_paths
 from watcher.models import change_from_dict
-from watcher.store import Store, Transaction, WatchState, upgrade
+from watcher.store import Store, Transaction, VersionRecord, WatchState, upgrade
 from watcher.urlnorm import normalise_url
 
 BODY = "<main><p>第一段。</p><p>Second paragraph, unchanged.</p></main>"
@@ -168,15 +168,30 @@ def test_each_pair_is_two_versions_with_the_labelled_verdict(
 def test_imported_archive_files_are_the_source_files(
     corpus_import: tuple[Store, ImportSummary], tmp_path: Path
 ) -> None:
+    """A version people read (a002's v2: an edit) has its source file in the
+    archive byte for byte; a noise-only one (a001's v2: markup and capture
+    time) is in the database alone, as the daemon keeps it (export writes it)."""
     store, _ = corpus_import
-    path = CORPUS / "pairs" / "a001" / "v2.md"
-    url, captured, _ = _key(path)
+    home = Path(str(store.engine.url.database)).parent
+    path = CORPUS / "pairs" / "a002" / "v2.md"
+    version = _version_of(store, path)
+    assert version.archive_path is not None
+    assert (home / "archive" / version.archive_path).read_bytes() == path.read_bytes()
+    noise = _version_of(store, CORPUS / "pairs" / "a001" / "v2.md")
+    assert noise.archive_path is None
+    [change] = [c for c in store.changes(noise.watch_id) if c.new_version_id == noise.id]
+    assert change.verdict.value == "noise"
+    assert store.deliveries(change_id=change.id) == []  # no report files either
+
+
+def _version_of(store: Store, path: Path) -> VersionRecord:
+    url, captured, sha = _key(path)
     watch = store.get_watch(url)
     assert watch is not None
-    (version,) = [v for v in store.versions(watch.id) if v.captured_at == captured]
-    assert version.archive_path is not None
-    home = Path(str(store.engine.url.database)).parent
-    assert (home / "archive" / version.archive_path).read_bytes() == path.read_bytes()
+    (version,) = [
+        v for v in store.versions(watch.id) if (v.captured_at, v.content_sha256) == (captured, sha)
+    ]
+    return version
 
 
 def _key(path: Path) -> tuple[str, int, str]:

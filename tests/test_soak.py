@@ -82,7 +82,10 @@ VALUES (1, 1, 1, 1, 'x', 'a/1.md', '{}', 1),
        (2, 1, 2, 2, 'x', 'a/2.md', '{}', 2),   -- same content as seq 1, no removal between
        (3, 1, 4, 3, 'y', 'a/3.md', '{}', 3),   -- seq 3 is missing
        (4, 2, 1, 1, 'x', 'b/1.md', '{}', 1),
-       (5, 2, 2, 2, 'x', 'b/2.md', '{}', 2);   -- a reappearance: allowed
+       (5, 2, 2, 2, 'x', 'b/2.md', '{}', 2),   -- a reappearance: allowed
+       (6, 3, 1, 1, 'x', 'c/1.md', '{}', 1),
+       (7, 3, 2, 2, 'y', NULL, '{}', 2),       -- noise only: no file, allowed
+       (8, 3, 3, 3, 'x', NULL, '{}', 3);       -- news without its file
 INSERT INTO changes (id, watch_id, old_version_id, new_version_id, created_at, verdict, kinds,
                      summary, record)
 VALUES (1, 1, 1, 2, 0, 'significant', '[]', '', '{}'),
@@ -90,7 +93,9 @@ VALUES (1, 1, 1, 2, 0, 'significant', '[]', '', '{}'),
        (3, 2, 4, NULL, 0, 'significant', '[]', '', '{}'),
        (4, 2, 4, 5, 0, 'significant', '[]', '', '{}'),
        (5, 2, 5, NULL, 0, 'significant', '[]', '', '{}'),
-       (6, 2, 5, NULL, 0, 'significant', '[]', '', '{}');  -- removed twice in a row
+       (6, 2, 5, NULL, 0, 'significant', '[]', '', '{}'),  -- removed twice in a row
+       (7, 3, 6, 7, 0, 'noise', '[]', '', '{}'),
+       (8, 3, 7, 8, 0, 'significant', '[]', '', '{}');
 INSERT INTO checks (watch_id, checked_at, outcome, redirects)
 VALUES (1, 1500, 'new_version', '[]'), (1, 1600, 'unchanged', '[]'),  -- checked twice
        (2, 1500, 'gone', '[]');                                       -- watch 3: no row
@@ -99,7 +104,7 @@ VALUES (1, 1500, 'new_version', '[]'), (1, 1600, 'unchanged', '[]'),  -- checked
 
 def test_the_audit_finds_every_fault_it_looks_for(tmp_path: Path) -> None:
     archive = tmp_path / "a" / "archive"
-    for name in ("a/1.md", "a/3.md", "b/1.md", "b/2.md", "a/stray.md", "a/.tmp-2-x.md"):
+    for name in ("a/1.md", "a/3.md", "b/1.md", "b/2.md", "c/1.md", "a/stray.md", "a/.tmp-2-x.md"):
         (archive / name).parent.mkdir(parents=True, exist_ok=True)
         (archive / name).write_text(PAGE, encoding="utf-8")
     (archive / ".orphans").mkdir()
@@ -137,6 +142,7 @@ def test_the_audit_finds_every_fault_it_looks_for(tmp_path: Path) -> None:
             ("seq gap", 1, 3),
             ("no change into", 3),
             ("file", "a/2.md"),
+            ("file", "version 8"),
             ("no check row", 1, 3),
         ],
         "orphans": [("file", "a/stray.md"), ("file", "a/.tmp-2-x.md")],

@@ -37,7 +37,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -72,10 +73,41 @@ def article_dir(url: str) -> Path:
     return Path(host) / f"{slug}-{digest}"
 
 
-def version_path(url: str, captured_at: int) -> Path:
-    """Relative path of a version's file."""
+def version_path(url: str, captured_at: int, earlier: int = 0) -> Path:
+    """Relative path of a version's file. ``earlier``: how many versions of the
+    watch before it were stamped with the same millisecond (archives hold such
+    captures, the daemon never makes them); the second is ``….v2.md``, which
+    sorts after the first."""
     stamp = datetime.fromtimestamp(captured_at / 1000, UTC).strftime("%Y-%m-%dT%H-%M-%S")
-    return article_dir(url) / f"{stamp}.{captured_at % 1000:03d}Z.md"
+    suffix = f".v{earlier + 1}" if earlier else ""
+    return article_dir(url) / f"{stamp}.{captured_at % 1000:03d}Z{suffix}.md"
+
+
+def has_file(verdict: str | None) -> bool:
+    """Whether a version gets a file in the archive folder: the versions people
+    read do (the first capture, ``verdict`` None, and every version a
+    significant change led to: an edit, a reappearance, a revert of news). A
+    version whose change was only noise (a relative time that ticked, markup)
+    is kept in the database alone, as a small delta; ``watcher export``
+    writes it with every other version."""
+    return verdict is None or verdict == "significant"
+
+
+def export_paths(url: str, versions: Iterable[tuple[int, str | None]]) -> list[Path]:
+    """Where ``watcher export`` writes each version, given oldest first as
+    (capture time, archive path): its archive file's path, or for a version
+    without one the path it would have had, numbered like an import numbers
+    captures of the same millisecond."""
+    taken: Counter[int] = Counter()
+    paths = []
+    for captured_at, archive_path in versions:
+        paths.append(
+            Path(archive_path)
+            if archive_path
+            else version_path(url, captured_at, taken[captured_at])
+        )
+        taken[captured_at] += 1
+    return paths
 
 
 def write_atomic(root: Path, relative: Path, text: str, *, durable: bool = True) -> Path:

@@ -161,6 +161,10 @@ def run_demo(keep: Path | None, fmt: str, color: bool = False) -> int:
             finally:
                 store.close()
         _narrate(f"Archive: {settings.archive_dir}  Reports: {settings.reports_dir}")
+        click.echo(
+            "  (files for the versions people read: v1, v3, v4 and the removal; the noise-only"
+            " v2 is in the database alone, and `watcher export DIR` writes every version)"
+        )
         if keep is None:
             _narrate("(a temporary folder, removed now; use --keep DIR to keep it)")
     return 0

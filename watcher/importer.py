@@ -29,7 +29,10 @@ Re-importing adds nothing.
 Stored content is the file text (line endings normalised to LF, BOM
 dropped) minus the epoch line, so front matter survives and
 :func:`watcher.snapshot.join_capture_time` rebuilds the imported file byte for
-byte on export. Changes are computed exactly as the daemon computes them,
+byte on export. Like the daemon's, the archive folder gets a file only for
+the versions people read (:func:`watcher.archive.has_file`): a version whose
+change was noise is in the database alone, and exported from it like every
+other. Changes are computed exactly as the daemon computes them,
 from the stored content with ``captured_at`` (:func:`watcher.diff.classify`),
 so an export re-imported elsewhere gives the same changes.
 
@@ -71,6 +74,7 @@ from watcher.config import REPORTS_CHANNEL
 from watcher.diff import Revert, classify
 from watcher.errors import SnapshotFormatError, WatcherError
 from watcher.models import Article, Change, Snapshot, TimeBasis
+from watcher.notify import routing
 from watcher.store import OutboxEntry, Store, Transaction, WatchState, now_ms
 from watcher.urlnorm import normalise_url
 
@@ -716,6 +720,8 @@ class Importer:
         files: list[Path] = []
         for _, result, paths in written:
             for version, relative in zip(result.versions, paths, strict=True):
+                if relative is None:  # noise only: in the database alone
+                    continue
                 text = snapshot_mod.join_capture_time(version.content, version.captured_at)
                 files.append(archive.write_atomic(self.archive_dir, relative, text, durable=False))
         archive.sync(files)
@@ -729,7 +735,7 @@ class Importer:
         self._advance(sum(len(task.sources) for task, _ in batch))
 
     def _write_article(
-        self, tx: Transaction, task: _Task, result: _ArticleResult, paths: list[Path]
+        self, tx: Transaction, task: _Task, result: _ArticleResult, paths: list[Path | None]
     ) -> None:
         watch, created = tx.add_watch(
             task.url, site=urlsplit(task.url).hostname or "", now_ms=self.clock()
@@ -753,7 +759,7 @@ class Importer:
                 http_status=None,
                 final_url=prepared.url,
                 title=prepared.title,
-                archive_path=relative.as_posix(),
+                archive_path=relative.as_posix() if relative is not None else None,
             )
             self.summary.versions_added += 1
             ids[version.seq] = version.id
@@ -766,8 +772,12 @@ class Importer:
                     new_version_id=version.id,
                     reverted_to_version_id=reverted,
                     created_at=prepared.captured_at,
-                    # history: its reports are owed, but it notifies no one
-                    deliveries=(OutboxEntry(REPORTS_CHANNEL, prepared.captured_at),),
+                    # history: the reports of news are owed, but it notifies no one
+                    deliveries=(
+                        (OutboxEntry(REPORTS_CHANNEL, prepared.captured_at),)
+                        if routing.owes_reports(prepared.change.verdict.value)
+                        else ()
+                    ),
                 )
                 self.summary.changes_added += 1
             previous = version
@@ -803,18 +813,22 @@ def _too_old(label: str, url: str, seq: int) -> Rejected:
     )
 
 
-def _archive_paths(task: _Task, result: _ArticleResult) -> list[Path]:
-    """The archive layout's path of each new version. Archives may hold two
-    captures stamped with the same millisecond, which the daemon never makes:
-    the second gets ``….v2.md``, which sorts after the first."""
+def _archive_paths(task: _Task, result: _ArticleResult) -> list[Path | None]:
+    """The archive layout's path of each new version, None for a version that
+    gets no file (:func:`watcher.archive.has_file`: its change was noise, as
+    for the daemon). Archives may hold two captures stamped with the same
+    millisecond, which the daemon never makes: the second gets ``….v2.md``."""
     taken = Counter(captured for captured, _ in task.known)
-    paths = []
+    paths: list[Path | None] = []
     for version in result.versions:
-        path = archive.version_path(task.url, version.captured_at)
-        if n := taken[version.captured_at]:
-            path = path.with_name(f"{path.name.removesuffix('.md')}.v{n + 1}.md")
+        earlier = taken[version.captured_at]
         taken[version.captured_at] += 1
-        paths.append(path)
+        verdict = version.change.verdict.value if version.change is not None else None
+        paths.append(
+            archive.version_path(task.url, version.captured_at, earlier)
+            if archive.has_file(verdict)
+            else None
+        )
     return paths
 
 

@@ -1,8 +1,10 @@
 """Which channels a change owes a message, and when: the outbox rows the
 pipeline writes in the change's own transaction.
 
-Every change goes to the built-in ``reports`` channel (the report files), at
-once. Notification channels get the changes their routes match; with no
+Every significant change goes to the built-in ``reports`` channel (the report
+files), at once; a noise-only change writes none (a ticking page would write
+two files an hour that nobody opens: its article's site page lists it, and
+``watcher diff URL --from N --to M`` renders it on demand). Notification channels get the changes their routes match; with no
 routes configured, every channel gets every significant change. A route's
 quiet hours hold a message until they end; a digest route's messages wait
 for the end of the hour or day and go out as one message.
@@ -30,7 +32,7 @@ def plan(
 ) -> list[OutboxEntry]:
     """The outbox entries of one change. ``notify=False`` (imported history)
     writes its reports and tells no one."""
-    entries = [OutboxEntry(REPORTS_CHANNEL, now_ms)]
+    entries = [OutboxEntry(REPORTS_CHANNEL, now_ms)] if owes_reports(verdict) else []
     if not notify:
         return entries
     kind_set, tag_set = set(kinds), set(tags)
@@ -41,6 +43,11 @@ def plan(
         due = due_at(route, now_ms, zone)
         entries.extend(OutboxEntry(name, due, route.digest) for name in route.channels)
     return entries
+
+
+def owes_reports(verdict: str) -> bool:
+    """Whether a change of this verdict gets report files (``reports``)."""
+    return verdict == "significant"
 
 
 def routes_of(config: Config) -> tuple[Route, ...]:

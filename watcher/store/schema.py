@@ -46,8 +46,9 @@ def head_revision() -> str:
     return head
 
 
-def upgrade(url: str) -> None:
-    """Bring the database at ``url`` up to the newest schema (idempotent).
+def upgrade(url: str, *, revision: str = "head") -> None:
+    """Bring the database at ``url`` up to the newest schema (idempotent), or
+    to an older ``revision`` (tests of a migration start from one).
 
     Refused, in one line, before anything is changed: a database at a revision
     this watcher does not know (a newer watcher's), and one holding watcher's
@@ -58,9 +59,10 @@ def upgrade(url: str) -> None:
         _refuse_unknown_state(engine, _revision(engine))
     finally:
         engine.dispose()
-    log.info("upgrading database %s to %s", safe_url(url), head_revision())
+    target = head_revision() if revision == "head" else revision
+    log.info("upgrading database %s to %s", safe_url(url), target)
     try:
-        alembic_upgrade(_config(url), "head")
+        alembic_upgrade(_config(url), target)
     except (SQLAlchemyError, CommandError) as exc:
         raise StoreError(f"cannot upgrade database {safe_url(url)}: {error_detail(exc)}") from exc
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -116,13 +117,26 @@ class Source(Base):
 
 
 class Content(Base):
-    """Snapshot text keyed by its hash, so identical versions are stored once."""
+    """Snapshot text keyed by the hash of its plain text, so identical versions
+    are stored once. Kept compressed, or as a delta against the watch's
+    previous version (see :mod:`watcher.store.codec`); rows written before
+    that have ``codec`` ``text`` and the plain text in ``text``."""
 
     __tablename__ = "contents"
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
-    text: Mapped[str]
+    text: Mapped[str | None]
+    #: Bytes of the plain text (UTF-8), whatever the stored form.
     size: Mapped[int]
+    #: ``text``, ``zstd`` (a full copy in ``data``) or ``zstd-delta``.
+    codec: Mapped[str] = mapped_column(String(16), server_default="text")
+    data: Mapped[bytes | None] = mapped_column(LargeBinary())
+    #: The content a ``zstd-delta`` row is a delta of (needed to read it).
+    base_sha256: Mapped[str | None] = mapped_column(String(64), ForeignKey("contents.sha256"))
+    #: Deltas between this row and the full copy its chain starts from.
+    depth: Mapped[int] = mapped_column(Integer, server_default="0")
+
+    __table_args__ = (Index("ix_contents_base_sha256", "base_sha256"),)
 
 
 class Version(Base):
@@ -141,6 +155,10 @@ class Version(Base):
     archive_path: Mapped[str | None]
     page_metadata: Mapped[dict[str, Any]]
     created_at: Mapped[int]
+    #: The metadata is that of this watch's version ``metadata_seq`` (an
+    #: earlier one; ``page_metadata`` is then ``{}``): consecutive versions
+    #: mostly share it, and a ticking page would store it once an hour.
+    metadata_seq: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         UniqueConstraint("watch_id", "seq", name="uq_versions_watch_id_seq"),
