@@ -8,7 +8,7 @@ import hashlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -406,3 +406,49 @@ def test_per_host_limit_is_respected(server: LocalServer) -> None:
     results = asyncio.run(run())
     assert all(r.status == 200 for r in results)
     assert active["peak"] == 2
+
+
+def test_a_body_the_caller_knows_comes_back_undecoded(server: LocalServer) -> None:
+    body = f"<html><body><p>{CHINESE}</p></body></html>".encode("gb18030")
+    digest = hashlib.sha256(body).hexdigest()
+
+    @server.route("/page")
+    def _(req: Request) -> None:
+        req.respond(200, body, {"Content-Type": "text/html; charset=gbk"})
+
+    asked: list[FetchResult] = []
+
+    def known(result: FetchResult) -> bool:
+        asked.append(result)
+        return result.body_sha256 == digest
+
+    async def run(known: Callable[[FetchResult], bool]) -> FetchResult:
+        async with Fetcher(FAST) as fetcher:
+            return await fetcher.fetch(server.url("/page"), known=known)
+
+    result = asyncio.run(run(known))
+    assert result.known_body and result.text is None and result.encoding is None
+    assert (result.status, result.body_sha256, result.body_bytes) == (200, digest, len(body))
+    [seen] = asked  # asked once, before decoding: headers and hash, no text
+    assert seen.text is None and seen.content_type == "text/html; charset=gbk"
+
+    other = asyncio.run(run(lambda result: False))
+    assert not other.known_body and other.text is not None and CHINESE in other.text
+
+
+def test_304s_keep_their_connection_open_for_the_next_request(server: LocalServer) -> None:
+    """A 304 is read to its (empty) end: left unread, it closed its keep-alive
+    connection, and every conditional check paid for a new one."""
+    ports: list[int] = []
+
+    @server.route("/page")
+    def _(req: Request) -> None:
+        ports.append(req.client_address[1])
+        req.respond(304, headers={"ETag": '"v1"'})
+
+    async def run() -> list[FetchResult]:
+        async with Fetcher(FAST) as fetcher:
+            return [await fetcher.fetch(server.url("/page"), etag='"v1"') for _ in range(5)]
+
+    assert all(result.not_modified for result in asyncio.run(run()))
+    assert len(ports) == 5 and len(set(ports)) == 1

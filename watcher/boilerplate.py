@@ -26,6 +26,7 @@ be boilerplate (a stock photo with a caption is content wherever it appears).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable
@@ -70,12 +71,19 @@ SEEDS: tuple[re.Pattern[str], ...] = tuple(
 
 def skeleton(block: Block, title: str) -> str:
     """The block's text with what varies between articles masked."""
-    text = block.stable_text
+    return _skeleton(block.stable_text, title, tuple(link.text for link in block.links))
+
+
+# A diff asks for the skeletons of both versions' blocks and the sightings for
+# the new one's again: cached by what a skeleton depends on (strings, cheap to
+# hash and compare), so each block of a check is masked once.
+@functools.lru_cache(maxsize=8192)
+def _skeleton(text: str, title: str, link_texts: tuple[str, ...]) -> str:
     if title and len(title) >= 4:
         text = text.replace(title, _TITLE)
-    for link in sorted(block.links, key=lambda lk: len(lk.text), reverse=True):
-        if link.text.strip():
-            text = text.replace(link.text.strip(), _LINK)
+    for link_text in sorted(link_texts, key=len, reverse=True):
+        if link_text.strip():
+            text = text.replace(link_text.strip(), _LINK)
     text = _DIGITS.sub("0", text)
     return " ".join(text.lower().split())
 
@@ -90,7 +98,12 @@ def fingerprint(block: Block, title: str) -> str | None:
         return _hash(f"img:{name}") if name else None
     if block.kind not in _TEXT_KINDS or len(block.text) > MAX_CHARS:
         return None
-    shape = skeleton(block, title)
+    return _shape_fingerprint(skeleton(block, title))
+
+
+@functools.lru_cache(maxsize=8192)
+def _shape_fingerprint(shape: str) -> str | None:
+    """A text block's fingerprint from its skeleton (None: almost all masks)."""
     if len(_LITERAL.findall(_MASKS.sub("", shape))) < MIN_LITERAL:
         return None
     return _hash(shape)
@@ -126,12 +139,12 @@ class Boilerplate:
         """``(block, article_title) in boilerplate``."""
         block, title = item
         if block.kind in _TEXT_KINDS and len(block.text) <= MAX_CHARS:
-            shape = skeleton(block, title)
+            shape = skeleton(block, title)  # once: the seeds and the fingerprint read it
             if any(seed.search(shape) for seed in SEEDS):
                 return True
-        if not self.learned:
-            return False
-        found = fingerprint(block, title)
+            found = _shape_fingerprint(shape) if self.learned else None
+        else:
+            found = fingerprint(block, title) if self.learned else None
         return found is not None and found in self.learned
 
     def split(

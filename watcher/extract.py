@@ -137,7 +137,20 @@ def _clean_input(html: str) -> str:
     """No XML declaration (lxml refuses one in a str); no NUL (a browser
     ignores it) and no lone surrogate (U+FFFD), which no database stores."""
     html = _XML_DECLARATION.sub("", html, count=1)
+    if "\x00" not in html and _encodable(html):
+        return html  # the common case, found without the regex (slow on a long page)
     return _NOT_TEXT.sub(_replacement, html)
+
+
+def _encodable(text: str) -> bool:
+    """No lone surrogate in ``text`` (UTF-8 refuses them)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _replacement(match: re.Match[str]) -> str:

@@ -258,9 +258,20 @@ class Fetcher:
         await self._client.aclose()
 
     async def fetch(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        known: Callable[[FetchResult], bool] | None = None,
     ) -> FetchResult:
         """GET ``url``, conditionally when ``etag``/``last_modified`` are known.
+
+        ``known`` is asked about a body before it is decoded, with the result
+        so far (status, headers, ``body_sha256``, no text): True means the
+        caller already has this body, and it comes back undecoded
+        (``known_body``, ``text`` None), which saves the charset work on a
+        page that did not change.
 
         Retries timeouts, connection errors, 5xx and 429; raises the matching
         ``FetchError`` subclass once the retries are used up.
@@ -271,7 +282,7 @@ class Fetcher:
         failures = 0
         while True:
             try:
-                result = await self._attempt(url, headers, etag, last_modified)
+                result = await self._attempt(url, headers, etag, last_modified, known)
             except _Retryable as failure:
                 failures += 1
                 if failures > self.settings.retries:
@@ -301,13 +312,18 @@ class Fetcher:
             yield
 
     async def _attempt(
-        self, url: str, headers: dict[str, str], etag: str | None, last_modified: str | None
+        self,
+        url: str,
+        headers: dict[str, str],
+        etag: str | None,
+        last_modified: str | None,
+        known: Callable[[FetchResult], bool] | None,
     ) -> FetchResult:
         """One request, with every httpx failure translated."""
         async with self._slot(urlsplit(url).hostname or ""):
             try:
                 async with asyncio.timeout(self.settings.timeout_s):
-                    return await self._request(url, headers, etag, last_modified)
+                    return await self._request(url, headers, etag, last_modified, known)
             except (AddressRefused, _RefusedRedirect) as exc:
                 raise _refused(url, exc) from None
             except (TimeoutError, httpx.TimeoutException):
@@ -321,7 +337,12 @@ class Fetcher:
                 raise FetchError(url, _describe(exc)) from None
 
     async def _request(
-        self, url: str, headers: dict[str, str], etag: str | None, last_modified: str | None
+        self,
+        url: str,
+        headers: dict[str, str],
+        etag: str | None,
+        last_modified: str | None,
+        known: Callable[[FetchResult], bool] | None,
     ) -> FetchResult:
         async with self._client.stream("GET", url, headers=headers) as response:
             status = response.status_code
@@ -337,19 +358,18 @@ class Fetcher:
                 last_modified=response.headers.get("Last-Modified") or last_modified,
             )
             if status == 304:
+                # Read to its end (a 304 has no body): a response left unread
+                # closes its connection, and the next request would open one.
+                await self._read_body(url, response)
                 return replace(head, not_modified=True)
             body = await self._read_body(url, response)
         content_type = response.headers.get("Content-Type")
-        text, encoding = decode_body(body, content_type)
         digest = hashlib.sha256(body).hexdigest()
-        return replace(
-            head,
-            text=text,
-            body_sha256=digest,
-            encoding=encoding,
-            content_type=content_type,
-            body_bytes=len(body),
-        )
+        read = replace(head, body_sha256=digest, content_type=content_type, body_bytes=len(body))
+        if known is not None and known(read):
+            return replace(read, known_body=True)
+        text, encoding = decode_body(body, content_type)
+        return replace(read, text=text, encoding=encoding)
 
     async def _read_body(self, url: str, response: httpx.Response) -> bytes:
         """Read and decode the body, giving up as soon as it passes the limit.

@@ -174,6 +174,9 @@ class FetchResult:
     not_modified: bool = False
     content_type: str | None = None  # the Content-Type header, as sent
     body_bytes: int | None = None  # size of the (decompressed) body
+    #: The caller already had this body (``Fetcher.fetch(known=...)``): it was
+    #: not decoded, ``text`` is None.
+    known_body: bool = False
 
     @property
     def gone(self) -> bool:

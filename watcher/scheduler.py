@@ -13,6 +13,15 @@ leases of its in-flight checks, queued ones included, every renewal period
 (the poll, between 1 and 30 s). A check holds its watch for as long as it
 really runs, however slow; a daemon that dies leaves leases that run out
 within ``lease_ms``, and its restart drops them at once (daemon.py).
+
+Quiet checks (unchanged, 304: most of them) are written in batches: the
+pipeline hands each one's check row and release to the dispatcher, which
+writes up to QUIET_BATCH of them in one transaction, QUIET_WAIT_S after the
+first at the latest, and at the end of a pass or at shutdown. Until then the
+watch stays in flight: its lease is held and renewed. The rule for a crash:
+a quiet check not yet written is lost, which costs nothing but a repeat (it
+stored nothing, owes no message); its watch, still leased, is checked again
+when the lease runs out, or at once after a restart, which drops the leases.
 """
 
 from __future__ import annotations
@@ -29,12 +38,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from watcher.pipeline import Pipeline
 from watcher.settings import Settings
-from watcher.store import Store, WatchRecord, now_ms
+from watcher.store import QuietCheck, Store, WatchRecord, now_ms
 
 log = logging.getLogger(__name__)
 SITE_FLUSH_S = 60  # how stale the report site in the data folder may get
 LEASE_RENEWALS = 4  # renewals a lease outlives: one missed renewal loses nothing
 LEASE_SLACK_S = 30.0  # ... plus this, for a slow database or a busy event loop
+QUIET_BATCH = 64  # quiet checks written in one transaction, at most ...
+QUIET_WAIT_S = 0.05  # ... and how long the first waits for others to join it
 
 
 def renew_every_s(settings: Settings) -> float:
@@ -76,6 +87,14 @@ class Dispatcher:
         self.in_flight: set[int] = set()  # ids of the watches this worker holds
         self._claim_lock = asyncio.Lock()
         self.claiming = True
+        # quiet checks waiting to be written, their watches (still in flight),
+        # the task writing them, and "write now" (a full batch, the pass's end)
+        self._quiet: list[QuietCheck] = []
+        self._quiet_ids: set[int] = set()
+        self._quiet_writer: asyncio.Task[None] | None = None
+        self._quiet_now = asyncio.Event()
+        self._flushing = False
+        pipeline.quiet_sink = self._hold_quiet
 
     async def dispatch_once(self) -> int:
         """Claim up to the free slots and start their checks; returns how many.
@@ -116,11 +135,53 @@ class Dispatcher:
             log.exception("check of %s failed unexpectedly", watch.url)
             result = await self._give_up(watch, exc)
         finally:
-            self.in_flight.discard(watch.id)
+            if watch.id not in self._quiet_ids:  # else held until its check is written
+                self.in_flight.discard(watch.id)
         # Refill the freed slots now rather than at the next poll, so throughput
         # is bounded by max_connections, not by max_connections per poll.
         await self.dispatch_once()
         return result
+
+    def _hold_quiet(self, check: QuietCheck) -> None:
+        """The pipeline's ``quiet_sink``: keep the check for the next batch."""
+        self._quiet.append(check)
+        self._quiet_ids.add(check.watch_id)
+        if len(self._quiet) >= QUIET_BATCH:
+            self._quiet_now.set()
+        if self._quiet_writer is None:
+            self._quiet_writer = asyncio.create_task(self._write_quiet(), name="quiet checks")
+
+    async def _write_quiet(self) -> None:
+        """Write the held quiet checks, a batch per transaction, until none is left."""
+        try:
+            while self._quiet:
+                if len(self._quiet) < QUIET_BATCH:
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(self._quiet_now.wait(), QUIET_WAIT_S)
+                batch, self._quiet = self._quiet[:QUIET_BATCH], self._quiet[QUIET_BATCH:]
+                if len(self._quiet) < QUIET_BATCH and not self._flushing:
+                    self._quiet_now.clear()
+                try:
+                    await asyncio.to_thread(self.store.record_quiet_checks, batch)
+                except Exception as exc:  # lost, which costs a repeat once the leases run out
+                    log.error("cannot record %d quiet checks (repeated later): %s", len(batch), exc)
+                finally:
+                    for check in batch:
+                        self._quiet_ids.discard(check.watch_id)
+                        self.in_flight.discard(check.watch_id)
+        finally:
+            self._quiet_writer = None
+
+    async def write_quiet(self) -> None:
+        """Write every quiet check held now, without waiting for a full batch."""
+        self._flushing = True
+        try:
+            while self._quiet_writer is not None:
+                self._quiet_now.set()
+                await asyncio.shield(self._quiet_writer)
+        finally:
+            self._flushing = False
+            self._quiet_now.clear()
 
     async def _give_up(self, watch: WatchRecord, exc: Exception) -> object:
         """Record the crashed check as an error and release its lease, so the
@@ -151,6 +212,7 @@ class Dispatcher:
         while await self.dispatch_once() or self.tasks:
             if self.tasks:
                 await asyncio.wait(set(self.tasks), return_when=asyncio.FIRST_COMPLETED)
+        await self.write_quiet()
         await asyncio.to_thread(self.pipeline.flush_site)
 
     async def flush_site(self) -> None:
@@ -172,6 +234,7 @@ class Dispatcher:
         async with self._claim_lock:  # a claim under way lands first, its checks started
             self.claiming = False
         pending = await self._finish_in_flight(grace_s) if self.tasks else set()
+        await self.write_quiet()  # the quiet checks that finished release their watches
         # Nothing of ours runs now: a lease still held (an abandoned check, a
         # release that failed) goes, so no watch waits for it to run out.
         try:

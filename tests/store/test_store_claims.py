@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 
-from watcher.store import Store, WatchState, open_engine
+from watcher.store import CheckOutcome, QuietCheck, Store, WatchState, open_engine
 
 LEASE = 60_000
 
@@ -177,3 +178,63 @@ def test_concurrent_claimers_never_share_a_watch(store: Store, db_url: str) -> N
     claimed_by = {w.id: w.claimed_by for w in map(store.get_watch_by_id, ids) if w}
     assert all(claimed_by[i] == "a" for i in a)
     assert all(claimed_by[i] == "b" for i in b)
+
+
+def test_quiet_checks_are_recorded_and_release_their_watches_in_one_call(store: Store) -> None:
+    """The daemon's batch of unchanged checks: a check row each, the lease
+    cleared, the schedule and counters set, validators None kept, a watch
+    paused meanwhile left paused, one retired by its quiet."""
+    one, two, three = add(store, 3)
+    store.claim_due("w", 10, 3, LEASE)
+    store.release(
+        one, next_check_at=5, failure_count=2, unchanged_count=1, last_checked_at=5,
+        etag='"old"', last_error="HTTP 500",
+    )  # fmt: skip
+    store.claim_due("w", 10, 3, LEASE)
+    store.set_state("https://example.com/1", "paused")
+
+    def quiet(watch_id: int, state: WatchState, etag: str | None) -> QuietCheck:
+        return QuietCheck(
+            watch_id=watch_id, checked_at=20, outcome=CheckOutcome.NOT_MODIFIED, duration_ms=3,
+            http_status=304, final_url=f"https://example.com/{watch_id}", redirects=("r",),
+            etag=etag, last_modified=None, body_sha256=None, next_check_at=9_000,
+            unchanged_count=4, state=state, last_body_sha256=None,
+        )  # fmt: skip
+
+    store.record_quiet_checks(
+        [
+            quiet(one, WatchState.ACTIVE, None),
+            quiet(two, WatchState.ACTIVE, '"new"'),
+            quiet(three, WatchState.RETIRED, None),
+        ]
+    )
+    watches = {w.id: w for w in store.watches()}
+    assert all(w.claimed_by is None and w.claimed_until is None for w in watches.values())
+    assert [(watches[i].state, watches[i].next_check_at) for i in (one, two, three)] == [
+        (WatchState.ACTIVE, 9_000), (WatchState.PAUSED, 9_000), (WatchState.RETIRED, 9_000)
+    ]  # fmt: skip
+    assert (watches[one].etag, watches[two].etag) == ('"old"', '"new"')
+    assert (watches[one].failure_count, watches[one].last_error) == (0, None)
+    assert (watches[one].unchanged_count, watches[one].last_checked_at) == (4, 20)
+    [check] = store.recent_checks(two)
+    assert (check.outcome, check.http_status, check.redirects, check.etag) == (
+        CheckOutcome.NOT_MODIFIED, 304, ("r",), '"new"'
+    )  # fmt: skip
+    assert (check.version_id, check.error, check.duration_ms) == (None, None, 3)
+
+
+def test_version_with_content_is_the_latest_with_that_hash(store: Store) -> None:
+    one, two = add(store, 2)
+    ids = [
+        store.add_version(
+            one, captured_at=seq, content_sha256=sha, content_text=text, http_status=200,
+            final_url=None, title=None, archive_path=None,
+        ).id
+        for seq, (sha, text) in enumerate(
+            [(hashlib.sha256(t.encode()).hexdigest(), t) for t in ("a", "b", "a")], start=1
+        )
+    ]  # fmt: skip
+    sha_a = hashlib.sha256(b"a").hexdigest()
+    assert store.version_with_content(one, sha_a) == ids[2]
+    assert store.version_with_content(two, sha_a) is None
+    assert store.version_with_content(one, "0" * 64) is None
