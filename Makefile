@@ -32,6 +32,8 @@ bench: $(BIN)/watcher
 	$(BIN)/python bench/bench_daemon.py --n 1000
 	$(BIN)/python bench/bench_faults_fetch.py
 	$(BIN)/python bench/bench_faults_content.py
+	$(BIN)/python bench/bench_storage.py
+	$(BIN)/python bench/bench_cli.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

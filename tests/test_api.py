@@ -522,6 +522,50 @@ def test_remove_keeps_the_history_and_add_brings_the_watch_back(cli: Cli) -> Non
         store.close()
 
 
+def test_one_add_of_new_known_removed_bad_and_repeated_urls(store: Store) -> None:
+    """One bulk add says, URL by URL, what a URL-by-URL add would have: a URL
+    given twice is "already watched" the second time, as the first left it."""
+    third = "https://example.com/news/3"
+    api.add_watches(store, [URL, OTHER], tags=["a"], now=T0)
+    api.remove_watches(store, [OTHER])
+    added = api.add_watches(
+        store, [third, URL, OTHER, "ftp://example.com/x", URL, third, OTHER],
+        interval_s=3600, tags=["b"], now=T0 + 1,
+    )  # fmt: skip
+    said = [(a.url, a.created, a.reactivated, a.tags_added, a.interval_kept, a.interval_s)
+            for a in added if a.error is None]  # fmt: skip
+    assert said == [
+        (third, True, False, (), False, 3600),
+        (URL, False, False, ("b",), True, None),  # keeps its adaptive interval
+        (OTHER, False, True, ("b",), False, 3600),  # back, with the interval asked for
+        (URL, False, False, (), True, None),
+        (third, False, False, (), False, 3600),
+        (OTHER, False, False, (), False, 3600),
+    ]
+    assert [a.url for a in added if a.error] == ["ftp://example.com/x"]
+    watches = store.watches()
+    assert [(w.url, w.tags, w.interval_s) for w in watches] == [
+        (URL, ("a", "b"), None), (OTHER, ("a", "b"), 3600), (third, ("b",), 3600),
+    ]  # fmt: skip
+    assert watches[1].state is WatchState.ACTIVE and watches[1].next_check_at == T0 + 1
+
+
+def test_an_add_longer_than_one_statement_adds_every_url_in_order(store: Store) -> None:
+    """The bulk add works in chunks of 500 URLs: those around the seams are
+    neither lost nor doubled, and ids follow the order given."""
+    urls = [f"https://example.com/bulk/{i}" for i in range(1201)]
+    api.add_watches(store, urls[400:700:3], tags=["old"], now=T0)
+    added = api.add_watches(store, urls, tags=["new"], now=T0)
+    assert [a.url for a in added] == urls
+    assert sum(a.created for a in added) == 1201 - 100
+    assert {a.tags_added for a in added if not a.created} == {("new",)}
+    listed_urls = [w.url for w in store.watches()]
+    assert sorted(listed_urls) == sorted(urls)
+    assert [u for u in listed_urls if u not in urls[400:700:3]] == [
+        u for u in urls if u not in urls[400:700:3]
+    ]
+
+
 def test_check_all_and_the_daemon_skip_removed_watches(store: Store) -> None:
     api.add_watches(store, [URL, OTHER], now=T0)
     api.remove_watches(store, [OTHER])

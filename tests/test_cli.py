@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,3 +138,64 @@ def test_a_bad_setting_is_one_line_and_exit_2(runner: CliRunner, tmp_path: Path)
         "watcher: error: WATCHER_LOG_LEVEL='LOUD': use one of DEBUG, INFO, WARNING, ERROR, "
         "CRITICAL\n"
     )
+
+
+#: Libraries that take tens of milliseconds each to import.
+HEAVY = ("sqlalchemy", "httpx", "lxml", "apprise", "dateparser")
+#: Runs a command in a fresh interpreter, then names the HEAVY libraries it loaded.
+PROBE = """
+import sys
+from watcher.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print("loaded:", ",".join(m for m in {heavy!r} if m in sys.modules))
+"""
+
+
+def _loaded(args: list[str], home: Path) -> set[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
+    env["WATCHER_HOME"] = str(home)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), *args],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    last = done.stdout.splitlines()[-1]
+    assert last.startswith("loaded:"), done.stdout + done.stderr
+    return {m for m in last.removeprefix("loaded:").strip().split(",") if m}
+
+
+def test_importing_the_command_loads_no_heavy_library() -> None:
+    """`watcher --help` must answer at once: each command imports what it needs."""
+    code = f"import sys, watcher.cli; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout == "[]\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "needed"),
+    [
+        (["--help"], set()),
+        (["--version"], set()),
+        (["list", "--help"], set()),
+        (["list"], {"sqlalchemy"}),
+        (["status"], {"sqlalchemy"}),
+        # URLs are checked with the fetcher's validate_url (watcher.urlnorm)
+        (["add", "https://news.example.com/a/1"], {"sqlalchemy", "httpx"}),
+    ],
+)
+def test_a_command_loads_only_the_libraries_it_needs(
+    tmp_path: Path, args: list[str], needed: set[str]
+) -> None:
+    home = tmp_path / "home"
+    if args == ["status"]:
+        _loaded(["add", "https://news.example.com/a/1"], home)  # status reads a database
+    assert _loaded(args, home) == needed
+
+
+def test_version_is_the_installed_package_version(runner: CliRunner) -> None:
+    """--version prints watcher.__version__ (no metadata lookup at start-up):
+    it must be the version pip installed, pyproject.toml's."""
+    result = runner.invoke(main, ["--version"])
+    assert result.output == f"main, version {importlib.metadata.version('watcher')}\n"

@@ -8,6 +8,7 @@ which edits it between checks; only the pipeline's clock is simulated, so
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 from collections.abc import Iterator
@@ -16,22 +17,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from tests.support.env import PipelineEnv, make_env
 from tests.support.http_server import LocalServer, Request
 from tests.support.newsroom import LEAD, Newsroom
 from tests.support.passes import daemon_pass
-from watcher import api
+from watcher import api, archive, scheduler
+from watcher import fetch as fetch_mod
 from watcher import snapshot as snapshot_mod
+from watcher.article import parse_article
 from watcher.errors import StoreError
+from watcher.fetch import Fetcher
 from watcher.models import change_from_dict
 from watcher.outputs.reports import report_paths
+from watcher.parsed import ParsedVersions
 from watcher.pipeline import Pipeline
 from watcher.settings import Settings
 from watcher.store import (
     ChangeVerdict,
     CheckOutcome,
     DeliveryState,
+    QuietCheck,
     Store,
     Transaction,
     VersionRecord,
@@ -156,7 +163,46 @@ def test_relative_time_tick_is_stored_as_noise(env: Env) -> None:
     assert "relative_time" in change.kinds
     ticks = [i for i in change_from_dict(change.record).items if i.kind == "relative_time"]
     assert [(i.before, i.after) for i in ticks] == [("14 分钟前", "1 小时前")]
-    assert "1 小时前" in stored_snapshot(env, env.versions(url)[1]).body
+    # Noise only: the version is in the database alone (export writes it), no
+    # archive file and no report files; its first capture keeps its file.
+    first, tick = env.versions(url)
+    assert "1 小时前" in env.store.version_snapshot(tick).body
+    assert tick.archive_path is None and "14 分钟前" in stored_snapshot(env, first).body
+    assert sorted(p.name for p in env.settings.archive_dir.rglob("*.md")) == [
+        Path(first.archive_path or "").name
+    ]
+    assert env.store.deliveries(change_id=change.id) == []
+    assert not env.settings.reports_dir.exists() or not any(env.settings.reports_dir.rglob("*"))
+
+
+def test_an_edit_after_ticks_is_filed_and_reported_and_every_version_exports(env: Env) -> None:
+    """Ticks, then an edit: the edit's version has its file and reports, and
+    the export rebuilds every version, the ticks too, from the database."""
+    room = newsroom(env)
+    url = env.add(ARTICLE)
+    env.check(url)
+    for minutes, before, after in ((62, "14 分钟前", "1 小时前"), (60, "1 小时前", "2 小时前")):
+        env.clock.advance(minutes)
+        room.edit(before, after)
+        tick = env.check(url).change
+        assert tick is not None and tick.verdict.value == "noise", tick
+    env.clock.advance(30)
+    room.edit(LEAD, NEW_LEAD)
+    assert env.check(url).version_seq == 4
+
+    versions = env.versions(url)
+    assert [v.archive_path is not None for v in versions] == [True, False, False, True]
+    reports = sorted(p.name for p in env.settings.reports_dir.rglob("*") if p.is_file())
+    assert reports == ["v4.html", "v4.md"]
+    out = env.settings.home / "export"
+    assert api.export_archive(env.store, out) == 4
+    paths = archive.export_paths(url, [(v.captured_at, v.archive_path) for v in versions])
+    for version, relative in zip(versions, paths, strict=True):
+        text = (out / relative).read_text("utf-8")
+        stored = env.store.version_text(version.id)
+        assert text == snapshot_mod.join_capture_time(stored, version.captured_at)
+        if version.archive_path is not None:
+            assert text == (env.settings.archive_dir / relative).read_text("utf-8")
 
 
 def test_paragraph_edit_is_significant_reported_and_marked(env: Env) -> None:
@@ -603,3 +649,178 @@ def test_check_now_leaves_a_watch_a_daemon_is_checking(env: Env) -> None:
     run = api.check_now(env.settings, env.store, [watch])
     assert run.busy == [url] and run.results == []
     assert env.versions(url) == []
+
+
+# -- what a check that finds nothing new costs ----------------------------------------
+def test_the_same_bytes_again_are_unchanged_without_being_decoded(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The raw-body hash is compared before the body is decoded; the same
+    bytes sent as something else than HTML are still refused, as before."""
+    body = Newsroom(title=SEED.title, main=SEED.body).page().encode("utf-8")
+    sent = {"type": "text/html; charset=utf-8"}
+    env.site.route(ARTICLE, lambda req: req.respond(200, body, content_type=sent["type"]))
+    url = env.add(ARTICLE)
+    env.check(url)
+    decoded: list[str | None] = []
+    decode = fetch_mod.decode_body
+
+    def counted(raw: bytes, content_type: str | None) -> tuple[str, str]:
+        decoded.append(content_type)
+        return decode(raw, content_type)
+
+    monkeypatch.setattr(fetch_mod, "decode_body", counted)
+    env.clock.advance(10)
+    assert env.check(url).outcome is CheckOutcome.UNCHANGED
+    assert decoded == []
+    assert env.checks(url)[-1].body_sha256 == hashlib.sha256(body).hexdigest()
+
+    sent["type"] = "application/pdf"
+    env.clock.advance(10)
+    refused = env.check(url)
+    assert refused.outcome is CheckOutcome.ERROR and decoded == ["application/pdf"]
+    assert refused.error is not None and refused.error.startswith("not an article")
+
+
+def test_a_daemon_pass_writes_its_unchanged_checks_in_batches(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = [f"{ARTICLE}-{n}" for n in range(3)]
+    for path in paths:
+        newsroom(env, path)
+    urls = [env.add(path) for path in paths]
+    daemon_pass(env.settings, env.store, env.clock)
+    batches: list[list[int]] = []
+    alone: list[int] = []
+    record = Store.record_quiet_checks
+
+    def batched(self: Store, checks: list[QuietCheck]) -> None:
+        batches.append([c.watch_id for c in checks])
+        record(self, checks)
+
+    def in_a_transaction(self: Transaction, checks: list[QuietCheck]) -> None:
+        alone.extend(c.watch_id for c in checks)
+
+    monkeypatch.setattr(Store, "record_quiet_checks", batched)
+    monkeypatch.setattr(Transaction, "record_quiet_checks", in_a_transaction)
+    env.clock.advance(60)
+    daemon_pass(env.settings, env.store, env.clock)
+
+    ids = sorted(env.watch(url).id for url in urls)
+    assert sorted(i for batch in batches for i in batch) == ids and alone == []
+    for url in urls:
+        watch = env.watch(url)
+        assert (watch.claimed_by, watch.last_checked_at) == (None, env.clock())
+        assert watch.next_check_at > env.clock() and watch.unchanged_count == 1
+        assert [c.outcome for c in env.checks(url)][-1] is CheckOutcome.UNCHANGED
+
+
+def test_the_latest_version_kept_parsed_diffs_as_the_stored_one_does(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two watches of the same page, one checked by a pipeline that keeps its
+    latest version parsed, one by a pipeline that reads it back every time:
+    the same changes, the same boilerplate sightings, and only the second
+    reads versions back."""
+    paths = (ARTICLE, f"{ARTICLE}-twin")
+    rooms = [newsroom(env, path) for path in paths]
+    urls = [env.add(path) for path in paths]
+    read_back: list[int] = []
+    version_snapshot = Store.version_snapshot
+
+    def counted(self: Store, version: VersionRecord) -> snapshot_mod.Snapshot:
+        read_back.append(version.watch_id)
+        return version_snapshot(self, version)
+
+    monkeypatch.setattr(Store, "version_snapshot", counted)
+    edits = [(62, "14 分钟前", "1 小时前"), (60, "1 小时前", "2 小时前"), (30, LEAD, NEW_LEAD)]
+
+    async def run() -> None:
+        async with Fetcher(env.fetch) as fetcher:
+            kept = Pipeline(env.store, fetcher, env.settings, clock=env.clock)
+            fresh = Pipeline(env.store, fetcher, env.settings, clock=env.clock)
+            fresh.parsed = ParsedVersions(0)
+            pipelines = (kept, fresh)
+            for pipeline, url in zip(pipelines, urls, strict=True):
+                await pipeline.check(env.watch(url))
+            for minutes, before, after in edits:
+                env.clock.advance(minutes)
+                for room in rooms:
+                    room.edit(before, after)
+                for pipeline, url in zip(pipelines, urls, strict=True):
+                    assert (await pipeline.check(env.watch(url))).change is not None
+
+    asyncio.run(run())
+    kept_id, fresh_id = (env.watch(url).id for url in urls)
+    assert read_back == [fresh_id] * len(edits)
+
+    def told(url: str) -> list[object]:
+        return [
+            (c.verdict, c.kinds, c.summary, change_from_dict(c.record).items)
+            for c in env.changes(url)
+        ]
+
+    assert told(urls[0]) == told(urls[1])
+    assert [c.verdict for c in env.changes(urls[0])] == [
+        ChangeVerdict.NOISE, ChangeVerdict.NOISE, ChangeVerdict.SIGNIFICANT
+    ]  # fmt: skip
+    with env.store.engine.connect() as conn:
+        rows = conn.execute(text("SELECT watch_id, fingerprint FROM block_sightings")).all()
+    seen = {watch_id: {fp for w, fp in rows if w == watch_id} for watch_id in (kept_id, fresh_id)}
+    assert seen[kept_id] == seen[fresh_id] != set()
+
+
+def test_stopping_writes_the_quiet_checks_held_for_a_batch(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quiet check waits for its batch holding its watch (lease kept, in
+    flight); a stop writes it and releases the watch."""
+    monkeypatch.setattr(scheduler, "QUIET_WAIT_S", 3600.0)  # the batch never fills by itself
+    newsroom(env)
+    url = env.add(ARTICLE)
+    daemon_pass(env.settings, env.store, env.clock)
+    env.clock.advance(60)
+
+    async def run() -> None:
+        async with Fetcher(env.fetch) as fetcher:
+            pipeline = Pipeline(env.store, fetcher, env.settings, clock=env.clock)
+            dispatcher = scheduler.Dispatcher(
+                env.store, pipeline, env.settings, "worker-a", env.clock
+            )
+            assert await dispatcher.dispatch_once() == 1
+            await asyncio.gather(*dispatcher.tasks)
+            assert dispatcher.in_flight == {env.watch(url).id}
+            assert env.watch(url).claimed_by == "worker-a"
+            assert await dispatcher.renew_leases() == 1
+            await dispatcher.drain(5.0)
+            assert dispatcher.in_flight == set()
+
+    asyncio.run(run())
+    watch = env.watch(url)
+    assert (watch.claimed_by, watch.last_checked_at) == (None, env.clock())
+    assert env.checks(url)[-1].outcome is CheckOutcome.UNCHANGED
+
+
+def test_parsed_versions_keep_the_last_watches_and_only_the_version_they_were_made_from() -> None:
+    snap = replace(SEED, captured_at=1_000)
+    content = snapshot_mod.content_text(snap)
+    sha = hashlib.sha256(content.encode("utf-8")).hexdigest()
+    article = parse_article(snap)
+    kept = ParsedVersions(size=2)
+    for watch_id in (1, 2, 3):
+        kept.put(
+            watch_id, content=content, content_sha256=sha, snap=snap, article=article,
+            fingerprints=frozenset({"0123456789abcdef"}),
+        )  # fmt: skip
+    assert len(kept) == 2 and kept.get(1, sha, 1_000) is None  # the oldest went
+    entry = kept.get(2, sha, 1_000)
+    assert entry is not None and entry.article == article
+    assert entry.snapshot == snapshot_mod.stored(content, 1_000)
+    assert entry.fingerprints == {"0123456789abcdef"}
+    assert kept.get(3, sha, 2_000) is None and len(kept) == 1  # another version: dropped
+    other = replace(snap, body=snap.body + "<p>not in the stored text</p>")
+    kept.put(
+        4, content=content, content_sha256=sha, snap=other, article=article,
+        fingerprints=frozenset(),
+    )  # fmt: skip
+    assert kept.get(4, sha, 1_000) is None  # it would not read back as itself

@@ -189,6 +189,32 @@ def test_a_failed_commit_takes_its_file_with_it(env: Env, monkeypatch: pytest.Mo
     env.assert_archive_matches_versions(watch)
 
 
+def test_a_noise_only_version_writes_no_file_so_a_failed_commit_leaves_nothing(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version whose change is noise is in the database alone: no file, no
+    journal entry, so there is nothing to recover whether its commit fails or not."""
+    watch = env.add()
+    assert env.check(watch).outcome is CheckOutcome.NEW_VERSION
+    env.site.page(PATH, article(1).replace("视频会晤。", "视频会晤."))  # typography only
+    env.clock.advance(60)
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise StoreError("database error: the connection went away")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Transaction, "record_sightings", crash)
+        assert env.check(watch).outcome is CheckOutcome.ERROR
+    env.assert_archive_matches_versions(watch)
+    env.clock.advance(60)
+    noise = env.check(watch)
+
+    assert noise.change is not None and noise.change.verdict.value == "noise"
+    first, second = env.store.versions(watch.id)
+    assert first.archive_path is not None and second.archive_path is None
+    env.assert_archive_matches_versions(watch)  # one file: the first version's
+
+
 def test_watcher_check_also_removes_what_a_killed_check_left(env: Env) -> None:
     watch = env.add()
     settings = env.settings

@@ -2,6 +2,12 @@
 
 Each function takes Settings and/or a Store and returns values; printing is
 the CLI's business. Anything a user can do from the shell can be scripted here.
+
+Importing this module loads the store (SQLAlchemy) and little else: the
+functions that fetch, parse or diff (:func:`check_now`, :func:`poll_sources`,
+:func:`diff_versions`, ...) import those stages when they are called, so
+``watcher list``, ``status`` and ``add`` start without httpx, lxml,
+dateparser, APScheduler or Apprise (issue 12).
 """
 
 from __future__ import annotations
@@ -12,20 +18,12 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
-from watcher import archive, feedmeta
-from watcher import snapshot as snapshot_mod
 from watcher.config import REPORTS_CHANNEL
-from watcher.daemon import is_locked, read_heartbeat, recover_archive, worker_id
-from watcher.diff import diff_snapshots
-from watcher.discovery import PollResult, SourcePoller, compile_match, source_url
 from watcher.errors import InvalidURLError, WatcherError
-from watcher.fetch import Fetcher
-from watcher.guard import AddressPolicy, AddressRefused
 from watcher.models import Change, change_from_dict
-from watcher.pipeline import CheckResult, Pipeline
 from watcher.settings import MAX_DURATION_S, Settings, format_duration, parse_duration
 from watcher.store import (
     CHECKED_STATES,
@@ -35,6 +33,7 @@ from watcher.store import (
     DeliveryRecord,
     DeliveryState,
     Keep,
+    Repository,
     SourceRecord,
     Store,
     VersionRecord,
@@ -49,7 +48,11 @@ from watcher.store import (
     upgrade,
 )
 from watcher.store.engine import sqlite_file
-from watcher.urlnorm import normalise_url
+
+if TYPE_CHECKING:
+    from watcher import feedmeta
+    from watcher.discovery import PollResult
+    from watcher.pipeline import CheckResult
 
 HOUR_MS = 3_600_000
 MIN_INTERVAL_S = 60  # a pinned interval shorter than this is refused
@@ -142,39 +145,59 @@ def add_watches(
 
     A pinned ``interval_s`` under :data:`MIN_INTERVAL_S` or over
     :data:`MAX_INTERVAL_S` is refused (WatcherError) before any URL is added.
-    The URLs already watched are read first, in one query, so the result can
-    say what the add did to them (see :class:`Added`).
+    Every URL is normalised first, then all are added in one transaction (a
+    few statements per 500 URLs: 10,000 take about a second), which also
+    reads the URLs already watched, so the result can say what the add did to
+    them (see :class:`Added`). A URL given twice is "already watched" the
+    second time, as the first left it.
     """
     _check_interval(interval_s)
     pinned = _pinned(interval_s)
     tag_list = tuple(dict.fromkeys(tags))
     when = now if now is not None else now_ms()
-    wanted: list[tuple[str, str | None]] = []  # (URL normalised, or as given with its error)
+    wanted = _normalised(urls)  # (URL normalised, or as given with its error)
+    sites = {url: urlsplit(url).hostname or "" for url, error in wanted if error is None}
+    out: list[Added] = []
+    first: dict[str, Added] = {}  # what the add did to each URL, the first time it came
+    with store.transaction() as tx:
+        created, existing = tx.add_watches(sites, interval_s=pinned, tags=tag_list, now_ms=when)
+        for url, error in wanted:
+            if error is not None:
+                out.append(Added(url, False, error))
+            elif url in first:
+                out.append(_again(url, first[url], pinned))
+            else:
+                if url in created:
+                    first[url] = Added(url, True, interval_s=pinned)
+                else:
+                    first[url] = _readd(tx, *existing[url], pinned, when)
+                out.append(first[url])
+    return out
+
+
+def _again(url: str, first: Added, pinned: int | None) -> Added:
+    """A URL repeated in one add: already watched, as its first mention left it."""
+    kept = pinned is not None and pinned != first.interval_s
+    return Added(url, False, interval_kept=kept, interval_s=first.interval_s)
+
+
+def _normalised(urls: Iterable[str]) -> list[tuple[str, str | None]]:
+    """Each URL normalised, or (a bad one) as given with the reason it is refused."""
+    # urlnorm checks URLs with the fetcher's validate_url: httpx is imported
+    # by the commands that take URLs, not by `watcher list` (issue 12)
+    from watcher.urlnorm import normalise_url  # noqa: PLC0415
+
+    wanted: list[tuple[str, str | None]] = []
     for raw in urls:
         try:
             wanted.append((normalise_url(raw.strip()), None))
         except InvalidURLError as exc:
             wanted.append((raw, str(exc)))
-    known = {w.url: w for w in store.watches(urls={u for u, e in wanted if e is None})}
-    out: list[Added] = []
-    for url, error in wanted:
-        if error is not None:
-            out.append(Added(url, False, error))
-            continue
-        watch, created = store.add_watch(
-            url, site=urlsplit(url).hostname or "", interval_s=pinned, tags=tag_list, now_ms=when
-        )
-        before = known.get(url, watch)
-        known[url] = watch
-        if created:
-            out.append(Added(url, True, interval_s=pinned))
-        else:
-            out.append(_readd(store, before, watch, pinned, when))
-    return out
+    return wanted
 
 
 def _readd(
-    store: Store, before: WatchRecord, watch: WatchRecord, pinned: int | None, when: int
+    store: Repository, before: WatchRecord, watch: WatchRecord, pinned: int | None, when: int
 ) -> Added:
     """``add`` of a URL already there: bring a removed watch back (with the
     interval asked for, if any), else only say what the add merged."""
@@ -207,6 +230,9 @@ def address_warning(settings: Settings, url: str) -> str | None:
         ipaddress.ip_address(host)
     except ValueError:
         return None
+    # only for an address written out (rare): guard brings httpcore
+    from watcher.guard import AddressPolicy, AddressRefused  # noqa: PLC0415
+
     policy = AddressPolicy.allowing(settings.allow_hosts)
     detail = None if policy.allows_host(host) else policy.refusal(host, host)
     return None if detail is None else AddressRefused(host, detail).reason()
@@ -404,6 +430,8 @@ def set_watches(
 
 def _normalise(url: str) -> str:
     """The same identity ``add`` and ``import`` give a URL (tracking parameters dropped)."""
+    from watcher.urlnorm import normalise_url  # noqa: PLC0415 - see _normalised
+
     try:
         return normalise_url(url)
     except InvalidURLError:
@@ -432,6 +460,10 @@ def check_now(
     Archive files a killed check left behind are removed first (safe beside
     a running daemon: see archive.recover).
     """
+    from watcher.daemon import recover_archive, worker_id  # noqa: PLC0415
+    from watcher.fetch import Fetcher  # noqa: PLC0415
+    from watcher.pipeline import Pipeline  # noqa: PLC0415
+
     recover_archive(settings, store)
     worker = worker_id()
     claimed = store.claim(worker, [w.id for w in watches], now_ms(), CHECK_LEASE_MS)
@@ -533,6 +565,8 @@ def diff_versions(store: Store, url: str, from_seq: int | None, to_seq: int | No
     )
     if stored is not None:
         return change_from_dict(stored.record)
+    from watcher.diff import diff_snapshots  # noqa: PLC0415 - lxml and dateparser
+
     return diff_snapshots(
         store.version_snapshot(old),
         store.version_snapshot(new),
@@ -559,6 +593,8 @@ class Status:
 
 
 def status(settings: Settings, store: Store) -> Status:
+    from watcher.daemon import read_heartbeat  # noqa: PLC0415
+
     summaries = store.list_watches()
     by_state: dict[str, int] = {}
     for w in summaries:
@@ -583,6 +619,8 @@ def _daemon_running(settings: Settings) -> bool:
     """Whether a daemon holds the data folder; when its lock file cannot be
     opened (a read-only folder, another user's file), whether its heartbeat
     (written every poll, at least every 5s) is recent."""
+    from watcher.daemon import is_locked, read_heartbeat  # noqa: PLC0415
+
     try:
         return is_locked(settings.home)
     except OSError:
@@ -599,18 +637,20 @@ def export_archive(
     Each file is the stored content with its capture time put back
     (``snapshot.join_capture_time``): what the daemon captured, or the
     imported file byte for byte (after LF line endings), front matter included.
+    Versions without an archive file (noise-only ones) are written too, where
+    :func:`archive.export_paths` puts them.
     """
+    from watcher import archive  # noqa: PLC0415
+    from watcher import snapshot as snapshot_mod  # noqa: PLC0415
+
     watches = [require_watch(store, url)] if url else store.watches()
     written = 0
     for watch in watches:
-        for version in store.versions(watch.id):
+        versions = store.versions(watch.id)
+        paths = archive.export_paths(watch.url, [(v.captured_at, v.archive_path) for v in versions])
+        for version, relative in zip(versions, paths, strict=True):
             if since_ms is not None and version.captured_at < since_ms:
                 continue
-            relative = (
-                Path(version.archive_path)
-                if version.archive_path
-                else archive.version_path(watch.url, version.captured_at)
-            )
             text = snapshot_mod.join_capture_time(
                 store.version_text(version.id), version.captured_at
             )
@@ -638,7 +678,7 @@ def set_paused(store: Store, url: str, paused: bool, *, now: int | None = None) 
     _wake(store, watch, now if now is not None else now_ms())
 
 
-def _wake(store: Store, watch: WatchRecord, now: int) -> None:
+def _wake(store: Repository, watch: WatchRecord, now: int) -> None:
     """Make a watch checked again, due ``now`` (resume, or ``add`` of a removed one)."""
     # A removal is the newest thing known of an article taken down before it
     # was paused or retired: it stays gone until it is seen again.
@@ -703,6 +743,8 @@ def add_source(
     """Add a feed or section page (nothing is fetched), or give an existing
     one these settings. WatcherError, in one line, for a bad URL, regex or
     interval, or a source the config file owns."""
+    from watcher.discovery import compile_match, source_url  # noqa: PLC0415
+
     clean = source_url(url)
     compile_match(match)
     every = settings.source_interval if interval_s is None else interval_s
@@ -724,6 +766,8 @@ def list_sources(store: Store) -> list[SourceRecord]:
 
 def require_sources(store: Store, urls: Iterable[str]) -> list[SourceRecord]:
     """The sources of ``urls``, in order; WatcherError names the first unknown one."""
+    from watcher.discovery import source_url  # noqa: PLC0415
+
     known = {s.url: s for s in store.list_sources()}
     out: list[SourceRecord] = []
     for url in urls:
@@ -750,6 +794,9 @@ def poll_sources(
     settings: Settings, store: Store, sources: Iterable[SourceRecord]
 ) -> list[PollResult]:
     """Poll these sources once, now (a running daemon's poll of one is skipped)."""
+    from watcher.daemon import worker_id  # noqa: PLC0415
+    from watcher.discovery import SourcePoller  # noqa: PLC0415
+    from watcher.fetch import Fetcher  # noqa: PLC0415
 
     async def run() -> list[PollResult]:
         async with Fetcher(settings.fetch_settings()) as fetcher:
@@ -762,4 +809,6 @@ def poll_sources(
 def feed_notes(watch: WatchRecord) -> list[feedmeta.Note]:
     """The re-datings of an article its feed made, each with what its next
     check found ("… without visible change")."""
+    from watcher import feedmeta  # noqa: PLC0415
+
     return feedmeta.notes(watch.source_meta)

@@ -8,6 +8,12 @@ Everything printed passes through :mod:`watcher.safetext` (``_say`` for one
 line, ``_show`` for a block, ``_show_json``): titles, page text, URLs and file
 names come from strangers, and escape sequences, control characters and bidi
 overrides in them must not reach the terminal.
+
+Start-up is part of the interface: this module imports only click and the
+settings, and each command imports what it needs when it runs, so no command
+pays for the libraries of another (SQLAlchemy, httpx, lxml, dateparser,
+Apprise; tests/test_cli.py checks it) and ``watcher --help`` answers in under
+0.1 s. ``bench/bench_cli.py`` prints the figures.
 """
 
 from __future__ import annotations
@@ -20,36 +26,24 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
-from tqdm import tqdm
 
-from watcher import api, daemon
-from watcher import snapshot as snapshot_mod
-from watcher.article import parse_article
-from watcher.demo import run_demo
-from watcher.diff import diff_snapshots
-from watcher.discovery import PollResult
+from watcher import __version__
 from watcher.errors import ConfigError, WatcherError
-from watcher.feedmeta import Note
 from watcher.logs import configure as configure_logging
 from watcher.models import Article, BlockKind, TimeBasis
-from watcher.report import render
 from watcher.safetext import escape_unsafe, for_colour_terminal, for_terminal, one_line
 from watcher.settings import CONFIG_NAME, Settings, format_duration, parse_duration
-from watcher.store import (
-    KEEP,
-    DeliveryRecord,
-    DeliveryState,
-    Keep,
-    SourceRecord,
-    WatchSummary,
-    current_revision,
-    head_revision,
-    safe_url,
-    upgrade,
-)
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from watcher import api
+    from watcher.discovery import PollResult
+    from watcher.feedmeta import Note
+    from watcher.store import DeliveryRecord, Keep, SourceRecord, WatchSummary
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_ERROR = 2
@@ -101,7 +95,9 @@ def fail_cleanly(func: F) -> F:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="watcher")
+# the version the package states, not its installed metadata: importlib.metadata
+# would add 10-15 ms to every start (tests/test_cli.py checks that they agree)
+@click.version_option(__version__, package_name="watcher")
 @click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
@@ -189,7 +185,7 @@ def config_check(ctx: click.Context, file: Path | None) -> None:
         _say(f"no config file ({settings.home / CONFIG_NAME} does not exist); nothing to check")
         return
     # Apprise alone knows its URL schemes: build the channels as the daemon will.
-    from watcher.notify.channels import build_channels  # noqa: PLC0415 - Apprise is slow to import
+    from watcher.notify.channels import build_channels  # Apprise is slow to import
 
     try:
         build_channels(config, settings)
@@ -217,6 +213,9 @@ def show(file: Path, as_json: bool) -> None:
     Example:
       watcher show seeds/000_f45fe6e83c05ee36.txt --json
     """
+    from watcher import snapshot as snapshot_mod
+    from watcher.article import parse_article
+
     settings = _settings(click.get_current_context())
     snap = snapshot_mod.read(file, max_bytes=settings.max_body)  # a FIFO or /dev/zero: refused
     article = parse_article(snap)
@@ -299,6 +298,7 @@ def db_upgrade(ctx: click.Context) -> None:
     Example:
       WATCHER_DATABASE_URL=postgresql+psycopg://watcher@db/watcher watcher db upgrade
     """
+    from watcher.store import current_revision, head_revision, safe_url, upgrade
 
     settings = _settings(ctx)
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -328,6 +328,7 @@ def add(ctx: click.Context, urls: tuple[str, ...], from_file: Path | None,
       watcher add https://www.bbc.com/zhongwen/simp/world-59301487 --interval 10m --tag bbc
       watcher add --from-file urls.txt
     """
+    from watcher import api
 
     every = api.parse_interval(interval) if interval else None
     todo = list(urls) + (api.urls_from_file(from_file) if from_file else [])
@@ -353,6 +354,8 @@ def add(ctx: click.Context, urls: tuple[str, ...], from_file: Path | None,
 def _added_line(r: api.Added) -> str:
     """What ``add`` did to a URL, said so: a re-add that changes nothing must
     not look as if it had applied the interval it was given."""
+    from watcher import api  # loaded already: ``add`` called it
+
     if r.created:
         return f"added: {r.url}"
     if r.reactivated:
@@ -384,6 +387,7 @@ def list_(ctx: click.Context, as_json: bool, show_all: bool) -> None:
       watcher list
       watcher list --json | jq '.[].url'
     """
+    from watcher import api
 
     settings = _settings(ctx)
     rows: list[WatchSummary] = []
@@ -468,6 +472,8 @@ def _table_lines(rows: Sequence[Sequence[str]]) -> Iterator[str]:
 
 def _width(text: str) -> int:
     """Display width: CJK characters take two terminal columns, combining marks none."""
+    if text.isascii():  # most cells (URLs, times, counts): one column a character
+        return len(text)
     return sum(_char_width(ch) for ch in text)
 
 
@@ -515,6 +521,7 @@ def remove(ctx: click.Context, urls: tuple[str, ...], purge: bool, yes: bool) ->
       watcher remove https://example.com/news/1
       watcher remove --purge --yes https://example.com/news/1
     """
+    from watcher import api
 
     store = api.open_store(_settings(ctx))
     try:
@@ -578,6 +585,9 @@ def set_command(ctx: click.Context, urls: tuple[str, ...], interval: str | None,
       watcher set https://example.com/news/1 --interval adaptive --tag elections --untag draft
     """
 
+    from watcher import api
+    from watcher.store import KEEP
+
     if interval is None and not tags and not untags:
         raise click.UsageError("give --interval, --tag or --untag")
     every: float | Keep | None = KEEP if interval is None else api.parse_interval(interval)
@@ -591,6 +601,7 @@ def set_command(ctx: click.Context, urls: tuple[str, ...], interval: str | None,
 
 
 def _set_paused(ctx: click.Context, urls: tuple[str, ...], paused: bool) -> None:
+    from watcher import api
 
     store = api.open_store(_settings(ctx))
     try:
@@ -644,6 +655,10 @@ def check(ctx: click.Context, urls: tuple[str, ...], check_all: bool) -> None:
       watcher check --all
     """
 
+    from tqdm import tqdm
+
+    from watcher import api
+
     if not urls and not check_all:
         raise click.UsageError("give URLs or --all")
     settings = _settings(ctx)
@@ -678,6 +693,7 @@ def history(ctx: click.Context, url: str, as_json: bool) -> None:
     Example:
       watcher history https://www.bbc.com/zhongwen/simp/world-59301487
     """
+    from watcher import api
 
     store = api.open_store(_settings(ctx), readonly=True)
     try:
@@ -753,6 +769,10 @@ def diff(ctx: click.Context, old: str, new: str | None, from_seq: int | None,
       watcher diff old.md new.md --format html -o report.html
       watcher diff https://www.bbc.com/zhongwen/simp/world-59301487 --from 1 --to 3
     """
+    from watcher import api
+    from watcher import snapshot as snapshot_mod
+    from watcher.diff import diff_snapshots
+    from watcher.report import render
 
     settings = _settings(ctx)
     try:
@@ -798,6 +818,7 @@ def status(ctx: click.Context) -> None:
     Example:
       watcher status
     """
+    from watcher import api
 
     settings = _settings(ctx)
     store = api.open_store(settings, readonly=True)
@@ -854,6 +875,7 @@ def run(ctx: click.Context) -> None:
       watcher run
       WATCHER_LOG_FORMAT=json watcher run
     """
+    from watcher import daemon
 
     settings = _settings(ctx)
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -887,6 +909,9 @@ def deliveries(ctx: click.Context, state: str, limit: int, as_json: bool) -> Non
     """
     if ctx.invoked_subcommand is not None:
         return
+    from watcher import api
+    from watcher.store import DeliveryState
+
     store = api.open_store(_settings(ctx), readonly=True)
     try:
         rows = api.deliveries(
@@ -937,6 +962,8 @@ def deliveries_retry(ctx: click.Context, ids: tuple[int, ...], retry_all: bool) 
       watcher deliveries retry 17 18
       watcher deliveries retry --all
     """
+    from watcher import api
+
     if bool(ids) == retry_all:
         _fail("give delivery ids (see watcher deliveries) or --all, not both")
     store = api.open_store(_settings(ctx))
@@ -960,6 +987,7 @@ def export(ctx: click.Context, directory: Path, url: str | None, since: str | No
     Example:
       watcher export ./archive-copy --since 2026-01-01
     """
+    from watcher import api
 
     since_ms = None
     if since:
@@ -993,6 +1021,7 @@ def demo(keep: Path | None, fmt: str) -> None:
       watcher demo
       watcher demo --keep ./demo-data --format md
     """
+    from watcher.demo import run_demo
 
     sys.exit(run_demo(keep, fmt, color=sys.stdout.isatty()))
 
@@ -1016,8 +1045,9 @@ def site_command(ctx: click.Context, directory: Path, base_url: str, tz: str | N
     Example:
       watcher site ./public --base-url https://example.org/watcher/
     """
-    from watcher.outputs import site as site_mod  # noqa: PLC0415 - this command's own module
-    from watcher.store import now_ms  # noqa: PLC0415
+    from watcher import api
+    from watcher.outputs import site as site_mod
+    from watcher.store import now_ms
 
     settings = _settings(ctx)
     store = api.open_store(settings, readonly=True)
@@ -1038,6 +1068,8 @@ class _ImportBars:
         self.bar: tqdm[Any] | None = None
 
     def phase(self, name: str, total: int) -> None:
+        from tqdm import tqdm
+
         self.close()
         self.bar = tqdm(total=total, desc=name, unit="file", file=sys.stderr,
                         disable=not self.enabled or total < 50)  # fmt: skip
@@ -1091,7 +1123,7 @@ def import_command(ctx: click.Context, paths: tuple[Path, ...], git: bool,
       watcher import ~/archives/waimei/_posts
       watcher import --git ~/src/waimei --path-glob '_posts/**/*.md' --watch
     """
-    from watcher import importer  # noqa: PLC0415 - this command's own module
+    from watcher import api, importer
 
     settings = _settings(ctx)
     store = api.open_store(settings)
@@ -1150,8 +1182,8 @@ def notify_test(ctx: click.Context, channel: str) -> None:
       watcher notify test desk
     """
     # Apprise is slow to import: only this command and the daemon need it.
-    from watcher.errors import DeliveryError  # noqa: PLC0415
-    from watcher.notify.channels import send_sample  # noqa: PLC0415
+    from watcher.errors import DeliveryError
+    from watcher.notify.channels import send_sample
 
     try:
         sent = send_sample(_settings(ctx), channel)
@@ -1198,6 +1230,8 @@ def source_add(ctx: click.Context, url: str, tags: tuple[str, ...], interval: st
     Example:
       watcher source add https://feeds.bbci.co.uk/zhongwen/simp/rss.xml --tag bbc --interval 15m
     """
+    from watcher import api
+
     try:
         every = parse_duration(interval) if interval else None
     except WatcherError as exc:
@@ -1241,6 +1275,8 @@ def source_list(ctx: click.Context, as_json: bool) -> None:
     Example:
       watcher source list --json | jq '.[] | select(.last_error)'
     """
+    from watcher import api
+
     settings = _settings(ctx)
     sources: list[SourceRecord] = []
     if api.database_exists(settings):
@@ -1292,6 +1328,8 @@ def source_remove(ctx: click.Context, urls: tuple[str, ...]) -> None:
     Example:
       watcher source remove https://www.rfi.fr/cn/general/rss
     """
+    from watcher import api
+
     store = api.open_store(_settings(ctx))
     try:
         removed = api.remove_sources(store, urls)

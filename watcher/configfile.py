@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from cssselect import GenericTranslator, SelectorError
-
 from watcher.config import (
     CHANNEL_TYPES,
     DIGESTS,
@@ -444,6 +442,10 @@ class _Checker:
         return out
 
     def selectors(self, key: KeyPath, value: object) -> tuple[str, ...]:
+        # Only a [sites] table has selectors: every command reads this file,
+        # and most should not pay for cssselect's import (issue 12).
+        from cssselect import GenericTranslator, SelectorError  # noqa: PLC0415
+
         selectors = self.strings(key, value)
         for i, selector in enumerate(selectors):
             try:

@@ -26,18 +26,16 @@ import socket
 import uuid
 from contextlib import suppress
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from watcher import archive
 from watcher.config import REPORTS_CHANNEL
-from watcher.discovery import SourcePoller
 from watcher.errors import DaemonAlreadyRunningError, WatcherError
-from watcher.fetch import Fetcher
-from watcher.notify import deliver
-from watcher.pipeline import Pipeline
-from watcher.scheduler import Dispatcher, build_scheduler
 from watcher.settings import Settings
 from watcher.store import Store, current_revision, now_ms, safe_url, upgrade
+
+if TYPE_CHECKING:
+    from watcher.notify import deliver
 
 log = logging.getLogger(__name__)
 LOCK_NAME = "daemon.lock"
@@ -235,6 +233,15 @@ def run(settings: Settings) -> int:
 
 
 async def _serve(settings: Settings, store: Store, worker: str) -> None:
+    # The stages are imported here, not at the top: `watcher status` and
+    # `watcher check` use this module's lock, heartbeat and worker id, and
+    # should not load the fetcher, the parsers, APScheduler and Apprise.
+    from watcher.discovery import SourcePoller  # noqa: PLC0415
+    from watcher.fetch import Fetcher  # noqa: PLC0415
+    from watcher.notify import deliver  # noqa: PLC0415
+    from watcher.pipeline import Pipeline  # noqa: PLC0415
+    from watcher.scheduler import Dispatcher, build_scheduler  # noqa: PLC0415
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

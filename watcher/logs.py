@@ -13,8 +13,6 @@ from __future__ import annotations
 import logging
 import sys
 
-from pythonjsonlogger.json import JsonFormatter
-
 from watcher.errors import WatcherError
 from watcher.safetext import for_terminal
 
@@ -35,6 +33,9 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
         raise WatcherError(f"unknown log level {level!r}")
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
+        # opt-in (WATCHER_LOG_FORMAT=json): only then is its library imported
+        from pythonjsonlogger.json import JsonFormatter  # noqa: PLC0415
+
         handler.setFormatter(
             JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", timestamp=True)
         )

@@ -8,6 +8,13 @@ reschedule. Notifications are sent by the daemon's delivery worker.
 
 Every outcome, good or bad, is one check row and one log line. A failure in
 one watch never escapes: it becomes an ``error`` check and a back-off.
+
+What the daemon does most, a check that finds nothing new, costs little
+more than its GET: the raw body's hash is compared before the body is even
+decoded, the check stays on the event loop, and its row and release go to
+the dispatcher, which writes many in one transaction (scheduler.py). A new
+version is diffed against the latest one kept parsed from its own check
+(watcher/parsed.py) rather than read back and parsed again.
 """
 
 from __future__ import annotations
@@ -26,11 +33,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from watcher import archive, schedule, siterules
+from watcher import archive, feedmeta, schedule, siterules
 from watcher import snapshot as snapshot_mod
 from watcher.article import parse_article
 from watcher.boilerplate import THRESHOLD, Boilerplate, fingerprints, host_of
-from watcher.config import SiteRules
+from watcher.config import REPORTS_CHANNEL, SiteRules
 from watcher.diff import Redirect, Revert, classify, rebaseline, removal, soft_removal
 from watcher.errors import HTTPStatusError, NotAnArticleError, WatcherError
 from watcher.extract import extract, refresh_target
@@ -38,10 +45,12 @@ from watcher.fetch import Fetcher
 from watcher.models import Article, Change, FetchResult, Snapshot, TimeBasis
 from watcher.notify import routing
 from watcher.outputs.reports import ReportDeliveries, SiteUpdates
+from watcher.parsed import ParsedVersions
 from watcher.settings import Settings
 from watcher.store import (
     CheckOutcome,
     OutboxEntry,
+    QuietCheck,
     Repository,
     Store,
     VersionRecord,
@@ -121,11 +130,17 @@ class Pipeline:
         #: Called (from a worker thread) after a change is stored: wakes the
         #: daemon's delivery worker, so a message goes out within moments.
         self.on_change: Callable[[], None] | None = None
+        #: Set by the dispatcher: takes a quiet check (unchanged or 304, with
+        #: nothing else to write) from the event loop and writes it later,
+        #: many in one transaction, releasing the watch then (see
+        #: scheduler.Dispatcher). None: every check writes its own.
+        self.quiet_sink: Callable[[QuietCheck], None] | None = None
         self.reports = ReportDeliveries(
             store, settings, self.site_updates, self.worker, clock=clock
         )
         self._stopping = threading.Event()
         self._learned: dict[str, tuple[float, Boilerplate]] = {}
+        self.parsed = ParsedVersions()  # the latest versions, parsed for the next diff
         self.journal = archive.Journal(settings.archive_dir, settings.home / archive.PENDING_DIR)
         weakref.finalize(self, self.journal.close)
 
@@ -142,7 +157,11 @@ class Pipeline:
         conditional = watch.state != WatchState.GONE
         try:
             fetched = await self._fetch(watch, conditional)
-            if fetched.not_modified and await asyncio.to_thread(self._rules_changed, watch):
+            if (
+                fetched.not_modified
+                and self.settings.config.sites  # no rules: nothing to look up
+                and await asyncio.to_thread(self._rules_changed, watch)
+            ):
                 # a 304 cannot be extracted with the site's new rules: ask again for the page
                 fetched = await self._fetch(watch, conditional=False)
         except WatcherError as exc:  # a 429/5xx after its retries keeps its status on the row
@@ -152,9 +171,19 @@ class Pipeline:
             log.exception("unexpected error while fetching %s", watch.url)
             return await self._failed(watch, now, f"internal error: {exc!r}", started)
         try:
-            # Extraction, parsing and diffing are CPU work: a worker thread keeps
-            # the event loop (other fetches, their timeouts, signals) responsive.
-            result = await asyncio.to_thread(self._handle, watch, fetched, now)
+            quiet = _quiet_outcome(fetched)
+            if (
+                quiet is not None
+                and self.quiet_sink is not None
+                and not feedmeta.pending(watch.source_meta)
+            ):
+                # nothing to process or look up: no worker thread, and the
+                # dispatcher writes the check together with others
+                result = self._defer(watch, fetched, now, quiet, self.quiet_sink)
+            else:
+                # Extraction, parsing and diffing are CPU work: a worker thread keeps
+                # the event loop (other fetches, their timeouts, signals) responsive.
+                result = await asyncio.to_thread(self._handle, watch, fetched, now)
         except Abandoned:
             raise asyncio.CancelledError from None  # nothing was written; no check row
         except WatcherError as exc:
@@ -172,18 +201,24 @@ class Pipeline:
 
     async def _fetch(self, watch: WatchRecord, conditional: bool) -> FetchResult:
         """The page, after at most one meta refresh (a redirect written in HTML,
-        followed as a browser would), so a moved article is found where it went."""
+        followed as a browser would), so a moved article is found where it went.
+
+        A body byte-identical to the last one processed is not decoded nor
+        looked at for a refresh (``known_body``, see :meth:`_known`): the
+        last check did that work on these very bytes."""
+        known = self._known(watch)
         fetched = await self.fetcher.fetch(
             watch.url,
             etag=watch.etag if conditional else None,
             last_modified=watch.last_modified if conditional else None,
+            known=known,
         )
         if fetched.status != 200 or not fetched.text:
             return fetched
         target = refresh_target(fetched.text, fetched.final_url)
         if target is None:
             return fetched
-        moved = await self.fetcher.fetch(target)
+        moved = await self.fetcher.fetch(target, known=known)
         return replace(
             moved,
             url=fetched.url,
@@ -191,10 +226,30 @@ class Pipeline:
             duration_ms=fetched.duration_ms + moved.duration_ms,
         )
 
+    def _known(self, watch: WatchRecord) -> Callable[[FetchResult], bool] | None:
+        """The raw-body shortcut of :meth:`_handle`, asked by the fetcher
+        before it decodes a body: an HTML page byte-identical to the last one
+        processed (same site rules) is unchanged. A gone article's return is
+        always processed."""
+        last = watch.last_body_sha256
+        if not last or watch.state == WatchState.GONE:
+            return None
+        rules = self._rules(watch)
+
+        def known(fetched: FetchResult) -> bool:
+            return (
+                fetched.status < 400
+                and _mime(fetched) in HTML_TYPES
+                and siterules.body_digest(fetched.body_sha256, rules) == last
+            )
+
+        return known
+
     # -- outcomes ---------------------------------------------------------------
     def _handle(self, watch: WatchRecord, fetched: FetchResult, now: int) -> CheckResult:
-        if fetched.not_modified:
-            return self._unchanged(watch, fetched, now, CheckOutcome.NOT_MODIFIED)
+        quiet = _quiet_outcome(fetched)
+        if quiet is not None:
+            return self._unchanged(watch, fetched, now, quiet)
         if fetched.gone:
             return self._gone(watch, fetched, now)
         if fetched.status >= 400 or fetched.text is None:
@@ -236,8 +291,7 @@ class Pipeline:
     def _new_version(self, capture: _Capture, latest: VersionRecord | None) -> CheckResult:
         watch, fetched, now, snap = capture.watch, capture.fetched, capture.now, capture.snap
         article = parse_article(snap)
-        old_snap = self.store.version_snapshot(latest) if latest is not None else None
-        old = parse_article(old_snap) if old_snap is not None else None
+        old_snap, old, recorded = self._previous(latest)
         if old is not None and latest is not None and not _rebaselines(latest, capture.metadata):
             # A 200 that is no longer the article (a "soft 404", a front page)
             # is its removal, not an edit; the next check looks again.
@@ -251,15 +305,18 @@ class Pipeline:
             if lost is not None:
                 return self._gone(watch, fetched, now, reason=lost)
         change, reverted = self._change(capture, article, latest, old_snap, old)
-        relative = archive.version_path(watch.url, now)  # one folder per watch, like reports
+        # one folder per watch, like reports; a noise-only version has no file
+        relative = (
+            archive.version_path(watch.url, now)
+            if archive.has_file(change.verdict.value if change is not None else None)
+            else None
+        )
         outcome = (
             CheckOutcome.REAPPEARED if watch.state == WatchState.GONE else CheckOutcome.NEW_VERSION
         )
+        planned = self._plan(change, watch, now) if change is not None else []
         self._guard()
-        with (
-            self._archived(watch, relative, snapshot_mod.render(snap)),
-            self.store.transaction() as tx,
-        ):
+        with self._archived(watch, relative, snap), self.store.transaction() as tx:
             version = tx.add_version(
                 watch.id,
                 captured_at=now,
@@ -268,7 +325,7 @@ class Pipeline:
                 http_status=fetched.status,
                 final_url=fetched.final_url,
                 title=snap.title,
-                archive_path=relative.as_posix(),
+                archive_path=relative.as_posix() if relative is not None else None,
                 page_metadata=capture.metadata,
             )
             change_id = None
@@ -280,25 +337,38 @@ class Pipeline:
                     new_version_id=version.id,
                     reverted_to_version_id=reverted.id if reverted else None,
                     created_at=now,
-                    deliveries=self._plan(change, watch, now),
+                    deliveries=planned,
                 )
-            # what this version shows of its site teaches the next diffs its boilerplate
-            tx.record_sightings(host_of(watch.url), watch.id, fingerprints(article))
+            # what this version shows of its site teaches the next diffs its
+            # boilerplate (what the latest version showed is recorded already)
+            shown = frozenset(fingerprints(article))
+            tx.record_sightings(host_of(watch.url), watch.id, shown - recorded)
             # if its feed re-dated it, note what this check found
             found = change.verdict.value if change is not None else "first version"
             tx.settle_redating(watch, now, found=found, change_id=change_id)
             self._record(tx, watch, fetched, now, outcome, version_id=version.id)
             significant = change is None or change.significant
             self._release(tx, watch, now, fetched, changed=significant, state=WatchState.ACTIVE)
+        self.parsed.put(
+            watch.id,
+            content=capture.content,
+            content_sha256=capture.sha,
+            snap=snap,
+            article=article,
+            fingerprints=shown,
+        )
         if change_id is not None:
-            self._report(change_id)
+            self._report(change_id, watch.id, any(e.channel == REPORTS_CHANNEL for e in planned))
         return CheckResult(
             watch.url, outcome, fetched.status, fetched.duration_ms, version.seq, change
         )
 
     @contextmanager
-    def _archived(self, watch: WatchRecord, relative: Path, text: str) -> Iterator[None]:
-        """Write the version's file, then run the block that records it.
+    def _archived(
+        self, watch: WatchRecord, relative: Path | None, snap: Snapshot
+    ) -> Iterator[None]:
+        """Write the version's file (none when ``relative`` is None: a
+        noise-only version), then run the block that records it.
 
         The file comes first, so a version row never lacks its file. Its path
         is journaled before it is written: if this process dies before the
@@ -307,10 +377,13 @@ class Pipeline:
         version was recorded after all (a commit whose answer was lost) or
         cannot say (then the journal keeps it for recovery).
         """
+        if relative is None:
+            yield
+            return
         root = self.settings.archive_dir
         self.journal.intend(watch.id, relative)
         try:
-            archive.write_atomic(root, relative, text)
+            archive.write_atomic(root, relative, snapshot_mod.render(snap))
             self._guard()
             yield
         except BaseException:
@@ -362,6 +435,20 @@ class Pipeline:
         )
         return change, reverted
 
+    def _previous(
+        self, latest: VersionRecord | None
+    ) -> tuple[Snapshot | None, Article | None, frozenset[str]]:
+        """The latest version as the diff needs it (snapshot, article) and the
+        boilerplate fingerprints already recorded for it: kept from its own
+        check when the cache still holds it, else read back and parsed."""
+        if latest is None:
+            return None, None, frozenset()
+        kept = self.parsed.get(latest.watch_id, latest.content_sha256, latest.captured_at)
+        if kept is not None:
+            return kept.snapshot, kept.article, kept.fingerprints
+        old_snap = self.store.version_snapshot(latest)
+        return old_snap, parse_article(old_snap), frozenset()
+
     def _rules(self, watch: WatchRecord) -> SiteRules | None:
         """The extraction rules of the watch's site (``[sites."host"]``)."""
         return self.settings.config.rules_for(host_of(watch.url))
@@ -403,8 +490,10 @@ class Pipeline:
         self, watch: WatchRecord, sha: str, latest: VersionRecord
     ) -> VersionRecord | None:
         """An older version (not the latest) with exactly this content."""
-        found = self.store.find_version_by_content(watch.id, sha)
-        return found if found is not None and found.id != latest.id else None
+        found = self.store.version_with_content(watch.id, sha)  # an id: the common "none" is cheap
+        if found is None or found == latest.id:
+            return None
+        return self.store.find_version_by_content(watch.id, sha)
 
     def _gone(
         self, watch: WatchRecord, fetched: FetchResult, now: int, reason: str | None = None
@@ -458,7 +547,7 @@ class Pipeline:
                 last_error=None,  # the site answered: an article gone is not a failing watch
             )
         if change_id is not None:
-            self._report(change_id)
+            self._report(change_id, watch.id, reports=True)  # a removal is always news
         return CheckResult(
             watch.url, CheckOutcome.GONE, fetched.status, fetched.duration_ms, change=change
         )
@@ -466,12 +555,50 @@ class Pipeline:
     def _unchanged(
         self, watch: WatchRecord, fetched: FetchResult, now: int, outcome: CheckOutcome
     ) -> CheckResult:
+        quiet = self._quiet(watch, fetched, now, outcome)
         self._guard()
         with self.store.transaction() as tx:  # one commit for the check and the schedule
-            self._record(tx, watch, fetched, now, outcome)
+            tx.record_quiet_checks([quiet])
             tx.settle_redating(watch, now, found="unchanged")  # re-dated without visible change?
-            self._release(tx, watch, now, fetched, changed=False, state=WatchState.ACTIVE)
         return CheckResult(watch.url, outcome, fetched.status, fetched.duration_ms)
+
+    def _defer(
+        self,
+        watch: WatchRecord,
+        fetched: FetchResult,
+        now: int,
+        outcome: CheckOutcome,
+        sink: Callable[[QuietCheck], None],
+    ) -> CheckResult:
+        """An unchanged check handed to ``sink`` (on the event loop), which
+        writes it and releases the watch later; lost in a crash, it is simply
+        checked again once its lease runs out."""
+        quiet = self._quiet(watch, fetched, now, outcome)
+        self._guard()
+        sink(quiet)
+        return CheckResult(watch.url, outcome, fetched.status, fetched.duration_ms)
+
+    def _quiet(
+        self, watch: WatchRecord, fetched: FetchResult, now: int, outcome: CheckOutcome
+    ) -> QuietCheck:
+        """The check row and the release of a check that found nothing new."""
+        next_check_at, state = self._next(watch, now, changed=False, state=WatchState.ACTIVE)
+        return QuietCheck(
+            watch_id=watch.id,
+            checked_at=now,
+            outcome=outcome,
+            duration_ms=round(fetched.duration_ms),
+            http_status=fetched.status,
+            final_url=fetched.final_url,
+            redirects=fetched.redirects,
+            etag=fetched.etag,
+            last_modified=fetched.last_modified,
+            body_sha256=fetched.body_sha256,
+            next_check_at=next_check_at,
+            unchanged_count=watch.unchanged_count + 1,
+            state=state,
+            last_body_sha256=siterules.body_digest(fetched.body_sha256, self._rules(watch)),
+        )
 
     async def _failed(
         self,
@@ -573,6 +700,26 @@ class Pipeline:
         changed: bool,
         state: WatchState,
     ) -> None:
+        next_check_at, state = self._next(watch, now, changed=changed, state=state)
+        repo.release(
+            watch.id,
+            next_check_at=next_check_at,
+            failure_count=0,
+            unchanged_count=0 if changed else watch.unchanged_count + 1,
+            last_checked_at=now,
+            state=state,
+            etag=fetched.etag,
+            last_modified=fetched.last_modified,
+            last_body_sha256=siterules.body_digest(fetched.body_sha256, self._rules(watch)),
+            last_change_at=now if changed else None,
+            last_error=None,  # a check that succeeded ends the failure it recorded
+        )
+
+    def _next(
+        self, watch: WatchRecord, now: int, *, changed: bool, state: WatchState
+    ) -> tuple[int, WatchState]:
+        """When a successful check makes the watch due next, and its state
+        (``state``, or retired after a long quiet)."""
         pinned = watch.interval_s
         last_change = now if changed else watch.last_change_at
         if schedule.should_retire(
@@ -590,19 +737,7 @@ class Pipeline:
             created_at=watch.created_at,
             last_change_at=last_change,
         )
-        repo.release(
-            watch.id,
-            next_check_at=schedule.next_check_at(now, seconds),
-            failure_count=0,
-            unchanged_count=0 if changed else watch.unchanged_count + 1,
-            last_checked_at=now,
-            state=state,
-            etag=fetched.etag,
-            last_modified=fetched.last_modified,
-            last_body_sha256=siterules.body_digest(fetched.body_sha256, self._rules(watch)),
-            last_change_at=now if changed else None,
-            last_error=None,  # a check that succeeded ends the failure it recorded
-        )
+        return schedule.next_check_at(now, seconds), state
 
     def _plan(self, change: Change, watch: WatchRecord, now: int) -> list[OutboxEntry]:
         """The messages a change owes: its reports, and what the routes send."""
@@ -615,11 +750,18 @@ class Pipeline:
             tz=self.settings.timezone,
         )
 
-    def _report(self, change_id: int) -> None:
+    def _report(self, change_id: int, watch_id: int, reports: bool) -> None:
         """Write a just-stored change's reports (its ``reports`` delivery). A
-        failure only delays them: the delivery stays pending. Never affects the check."""
+        failure only delays them: the delivery stays pending. Never affects the check.
+
+        A change that owes no report files (noise: see routing.plan) still
+        shows on its article's site page, which is brought up to date with
+        the next batch."""
         if self.on_change is not None:
             self.on_change()
+        if not reports:
+            self.site_updates.mark(watch_id, significant=False)
+            return
         try:
             self.reports.deliver(change_ids=(change_id,))
         except WatcherError as exc:
@@ -646,9 +788,24 @@ def _rebaselines(latest: VersionRecord, metadata: dict[str, Any]) -> bool:
     return siterules.recorded(latest.page_metadata) != siterules.recorded(metadata)
 
 
+def _quiet_outcome(fetched: FetchResult) -> CheckOutcome | None:
+    """The outcome of a fetch that needs no processing: a 304, or a body the
+    fetcher found byte-identical to the last one (see Pipeline._known)."""
+    if fetched.not_modified:
+        return CheckOutcome.NOT_MODIFIED
+    if fetched.known_body:
+        return CheckOutcome.UNCHANGED
+    return None
+
+
+def _mime(fetched: FetchResult) -> str:
+    """``text/html`` from ``Text/HTML; charset=utf-8``; "" when none was sent."""
+    return (fetched.content_type or "").split(";", 1)[0].strip().lower()
+
+
 def _require_html(url: str, fetched: FetchResult) -> None:
     """Raise NotAnArticleError unless the body is an HTML page with something in it."""
-    mime = (fetched.content_type or "").split(";", 1)[0].strip().lower()
+    mime = _mime(fetched)
     text = (fetched.text or "").lstrip("\ufeff \t\r\n")
     if not text:
         raise NotAnArticleError(url, f"not an article: empty body, {_described(fetched)}")
@@ -673,6 +830,8 @@ def _described(fetched: FetchResult) -> str:
 
 
 def _log(result: CheckResult) -> None:
+    if not result.error and not log.isEnabledFor(logging.INFO):
+        return  # a line per check: its fields are not even gathered when nobody reads it
     extra = {
         "url": result.url,
         "status": result.status,

@@ -74,6 +74,8 @@ def normalise_url(url: str) -> str:
 
 def _refuse_unsafe_characters(url: str) -> None:
     """InvalidURLError naming the first whitespace, control or bidi character."""
+    if url.isascii() and url.isprintable() and " " not in url:
+        return  # the usual URL, in one pass in C: `add` of 10,000 URLs checks them all
     for position, char in enumerate(url, 1):
         if char.isspace() or unicodedata.category(char) == "Cc" or UNSAFE_CHARS.match(char):
             raise InvalidURLError(

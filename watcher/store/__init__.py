@@ -7,11 +7,15 @@ Tables (all times are epoch milliseconds, UTC, in BIGINT columns):
   HTTP validators (``etag``, ``last_modified``), ``last_body_sha256`` of the
   raw body last fetched, counters for back-off and the adaptive schedule,
   and the worker lease (``claimed_by``, ``claimed_until``).
-- ``contents``: snapshot text without its capture-time line, keyed by
-  ``sha256`` so identical versions share one row.
+- ``contents``: snapshot text without its capture-time line, keyed by the
+  ``sha256`` of that text so identical versions share one row; kept
+  zstd-compressed, mostly as a delta against the watch's previous version
+  (``codec``, ``data``, ``base_sha256``, ``depth``: :mod:`watcher.store.codec`).
 - ``versions``: the captures of a watch, ``seq`` 1, 2, 3... per watch, with
   HTTP status, final URL, title, ``archive_path`` (relative path of the
-  seed-format file in the data folder) and ``page_metadata`` (JSON).
+  seed-format file in the data folder; NULL for a noise-only version, which
+  has none) and ``page_metadata`` (JSON; ``metadata_seq`` names the earlier
+  version holding it when it did not change).
 - ``checks``: every fetch attempt and its ``outcome``; the newest
   ``check_retention`` per watch are kept (pruned every ~retention/10 checks,
   so up to ~10% more in between).
@@ -39,6 +43,7 @@ from watcher.store.records import (
     DeliveryState,
     Keep,
     OutboxEntry,
+    QuietCheck,
     SourceRecord,
     SourceSync,
     VersionRecord,
@@ -65,6 +70,7 @@ __all__ = [
     "DeliveryState",
     "Keep",
     "OutboxEntry",
+    "QuietCheck",
     "Repository",
     "SourceRecord",
     "SourceSync",

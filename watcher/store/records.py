@@ -150,6 +150,30 @@ class CheckRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class QuietCheck:
+    """A check that found nothing new (``unchanged`` or ``not_modified``) and
+    its release of the watch, as ``record_quiet_checks`` writes it: the lease
+    cleared, the failures and the last error too; validators and
+    ``last_body_sha256`` left at None keep the stored ones; ``state`` replaces
+    only active/failing (as in ``release``)."""
+
+    watch_id: int
+    checked_at: int
+    outcome: CheckOutcome
+    duration_ms: int
+    http_status: int | None
+    final_url: str | None
+    redirects: tuple[str, ...]
+    etag: str | None
+    last_modified: str | None
+    body_sha256: str | None
+    next_check_at: int
+    unchanged_count: int
+    state: WatchState
+    last_body_sha256: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeRecord:
     """A stored change. ``record`` is the serialised change, opaque to the store;
     ``url`` is the watch's URL, joined in so reporters need no second query."""
