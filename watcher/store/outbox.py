@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, and_, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from watcher.store.leases import lease
 from watcher.store.records import (
     ChangeRecord,
     ChangeVerdict,
@@ -85,20 +86,19 @@ class OutboxRepository:
             conditions = (*conditions, Delivery.channel.not_in(excluded))
         if digest is not None:
             conditions = (*conditions, Delivery.digest == digest)
+        order = (Delivery.due_at, Delivery.id)
         with self._session() as s:
-            pick = select(Delivery.id).where(*conditions).order_by(Delivery.due_at, Delivery.id)
-            pick = pick.limit(limit)
-            if s.get_bind().dialect.name == "postgresql":
-                pick = pick.with_for_update(skip_locked=True)
-            ids = list(s.scalars(pick))
+            ids = lease(
+                s,
+                Delivery,
+                conditions,
+                order_by=order,
+                limit=limit,
+                worker_id=worker_id,
+                until=until,
+            )
             if not ids:
                 return []
-            s.execute(
-                update(Delivery)
-                .where(Delivery.id.in_(ids), *conditions)
-                .values(claimed_by=worker_id, claimed_until=until)
-                .execution_options(synchronize_session=False)
-            )
             rows = s.execute(
                 _joined()
                 .where(

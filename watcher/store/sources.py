@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from watcher import feedmeta
 from watcher.config import SourceConfig
+from watcher.store.leases import lease
 from watcher.store.records import SourceRecord, SourceSync, WatchRecord, WatchState
 from watcher.store.tables import ChangeRow, Source, Watch
 
@@ -150,20 +151,13 @@ class SourcesRepository:
         conditions = _claimable(now_ms, due=ids is None)
         if ids is not None:
             conditions = (*conditions, Source.id.in_(sorted(set(ids))))
+        order = (Source.next_check_at, Source.id)
         with self._session() as s:
-            pick = select(Source.id).where(*conditions).order_by(Source.next_check_at, Source.id)
-            pick = pick.limit(limit)
-            if s.get_bind().dialect.name == "postgresql":
-                pick = pick.with_for_update(skip_locked=True)
-            picked = list(s.scalars(pick))
+            picked = lease(
+                s, Source, conditions, order_by=order, limit=limit, worker_id=worker_id, until=until
+            )
             if not picked:
                 return []
-            s.execute(
-                update(Source)
-                .where(Source.id.in_(picked), *conditions)
-                .values(claimed_by=worker_id, claimed_until=until)
-                .execution_options(synchronize_session=False)
-            )
             rows = s.scalars(
                 select(Source)
                 .where(
