@@ -8,19 +8,27 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from tests.conftest import CORPUS
 from tests.support.http_server import LocalServer
 from watcher import api, snapshot
 from watcher.article import parse_article
-from watcher.boilerplate import THRESHOLD, Boilerplate, fingerprint, fingerprints, host_of
+from watcher.boilerplate import (
+    THRESHOLD,
+    Boilerplate,
+    fingerprint,
+    fingerprints,
+    host_of,
+    story,
+)
 from watcher.diff import diff_snapshots
 from watcher.fetch import Fetcher
 from watcher.importer import import_paths
 from watcher.models import Block, BlockKind, Link, Verdict
 from watcher.pipeline import Pipeline
 from watcher.settings import Settings
-from watcher.store import Store, upgrade
+from watcher.store import Store, open_engine, upgrade
 
 HOST = "https://news.example.org"
 FOOTER = "<p>本文由<a href='/about'>新闻网</a>授权转载，转载请注明出处并保留链接。</p>"
@@ -28,10 +36,33 @@ EDITED_FOOTER = "<p>本文由<a href='/about'>新闻网</a>授权发布，转载
 ADDED = "<p>警方周二表示，已有三名嫌疑人被捕。</p>"
 
 
+TOPICS = (
+    "台风登陆",
+    "议会选举",
+    "强烈地震",
+    "股市大跌",
+    "疫情反弹",
+    "奥运开幕",
+    "外交访问",
+    "油价上涨",
+    "铁路通车",
+)
+
+
 def _body(n: int, footer: str = FOOTER, extra: str = "") -> str:
+    """Article ``n``: its own story (a topic of its own), the site's footer."""
+    topic = TOPICS[n]
     return (
-        f"<main><h1>第{n}篇报道</h1><p>这是第{n}篇文章的导语，内容各不相同，编号{n}。</p>"
-        f"<p>第二段讲述了第{n}件事情的来龙去脉。</p>{extra}{footer}</main>"
+        f"<main><h1>第{n}篇报道</h1><p>这是关于{topic}的导语，编号{n}。</p>"
+        f"<p>第二段讲述了{topic}的来龙去脉。</p>{extra}{footer}</main>"
+    )
+
+
+def _copy(n: int, second: str = "第二段讲述了事情的来龙去脉，警方仍在调查。") -> str:
+    """One wire story as the site's copy ``n`` of it carries it: numbered."""
+    return (
+        f"<main><h1>同一篇通稿</h1><p>这是同一篇通稿的导语，各个版本完全相同。（第 {n} 号稿件）</p>"
+        f"<p>{second}</p>{FOOTER}</main>"
     )
 
 
@@ -69,6 +100,17 @@ def test_hosts_are_sites_without_www() -> None:
     assert (
         host_of("https://www.rfa.org/mandarin/a.html") == host_of("http://rfa.org/b") == "rfa.org"
     )
+
+
+def test_copies_of_a_story_tell_one_story_and_briefs_with_a_long_footer_differ() -> None:
+    copies = {story(parse_article(_snap(_copy(n)))) for n in range(3)}
+    assert len(copies) == 1 and None not in copies
+    briefs = {story(parse_article(_snap(_body(n)))) for n in range(3)}  # footer is longest
+    assert len(briefs) == 3
+
+
+def _snap(html: str) -> snapshot.Snapshot:
+    return snapshot.parse(_seed(f"{HOST}/a.html", "t", html, 1_700_000_000_000))
 
 
 # -- the seed list, on real pairs ---------------------------------------------------------
@@ -147,6 +189,32 @@ def test_a_sentence_added_to_one_article_is_never_boilerplate(tmp_path: Path) ->
     assert summary.startswith("1 paragraph added")
 
 
+def test_an_import_counts_copies_of_one_story_once(tmp_path: Path) -> None:
+    """A wire story at six URLs: its paragraphs are not the site's, and an
+    edit of one is news."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for n in range(THRESHOLD + 1):
+        url = f"{HOST}/news/{n}.html"
+        (folder / f"{n}-v1.md").write_text(
+            _seed(url, "同一篇通稿", _copy(n), 1_700_000_000_000), encoding="utf-8"
+        )
+    edited = _copy(0, "第二段讲述了事情的来龙去脉，警方已逮捕两人。")
+    (folder / "0-v2.md").write_text(
+        _seed(f"{HOST}/news/0.html", "同一篇通稿", edited, 1_700_003_600_000), encoding="utf-8"
+    )
+    store = _store(tmp_path / "data")
+    try:
+        import_paths(store, tmp_path / "archive", [folder], workers=1)
+        watch = store.get_watch(f"{HOST}/news/0.html")
+        assert watch is not None
+        [change] = store.changes(watch.id)
+        assert change.verdict == "significant"
+        assert "paragraph_edited" in change.kinds and "boilerplate" not in change.kinds
+    finally:
+        store.close()
+
+
 def test_learning_is_per_site(tmp_path: Path) -> None:
     """The footer is common on another site, not on this article's."""
     folder = tmp_path / "other"
@@ -203,6 +271,64 @@ def test_the_daemon_learns_boilerplate_as_it_goes(
     news = store.changes(store.get_watch(urls[1]).id)[-1]  # type: ignore[union-attr]
     assert news.verdict == "significant"
     assert news.kinds == ("header_time", "paragraph_added")
+
+
+def test_the_daemon_counts_copies_of_one_story_once(
+    store: Store, db_url: str, tmp_path: Path
+) -> None:
+    """Six URLs of one site carry the same story; an edit of its second
+    paragraph on one of them is news, not boilerplate."""
+    settings = Settings.from_env(
+        {}, home=tmp_path, database_url=db_url, retries=0, timeout=5.0, allow_hosts="127.0.0.1"
+    )
+    with LocalServer() as site:
+        urls = []
+        for n in range(THRESHOLD + 1):
+            site.page(f"/wire/{n}.html", _page(n, _copy(n)))
+            urls.append(site.url(f"/wire/{n}.html"))
+        api.add_watches(store, urls)
+        _check(settings, store, urls)
+        site.page(
+            "/wire/0.html", _page(0, _copy(0, "第二段讲述了事情的来龙去脉，警方已逮捕两人。"))
+        )
+        _check(settings, store, urls[:1])
+
+    change = store.changes(store.get_watch(urls[0]).id)[-1]  # type: ignore[union-attr]
+    assert change.verdict == "significant"
+    assert change.kinds == ("header_time", "paragraph_edited")
+
+
+def test_sightings_from_before_migration_0005_count_per_watch(db_url: str) -> None:
+    """Rows recorded before stories were: each stands for its own watch, so
+    what a database had learned stays learned; new rows count per story."""
+    upgrade(db_url, revision="0004")
+    engine = open_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            for n in range(THRESHOLD):
+                conn.execute(
+                    text(
+                        "INSERT INTO watches (url, site, state, tags, created_at, next_check_at,"
+                        " failure_count, unchanged_count)"
+                        " VALUES (:u, 'news.example.org', 'active', '[]', 1, 1, 0, 0)"
+                    ),
+                    {"u": f"{HOST}/old/{n}.html"},
+                )
+            conn.execute(
+                text(
+                    "INSERT INTO block_sightings (host, fingerprint, watch_id)"
+                    " SELECT 'news.example.org', '00112233445566aa', id FROM watches"
+                )
+            )
+        upgrade(db_url)
+        store = Store(engine)
+        assert store.boilerplate_fingerprints("news.example.org", THRESHOLD) == {"00112233445566aa"}
+        ids = [w.id for w in api.list_watches(store)]
+        for watch_id in ids[:2]:  # two URLs, one story
+            store.record_sightings("news.example.org", watch_id, {"00112233445566bb"}, "s1")
+        assert "00112233445566bb" not in store.boilerplate_fingerprints("news.example.org", 2)
+    finally:
+        engine.dispose()
 
 
 def test_a_versions_fingerprints_skip_its_own_paragraphs(seed_path: Path) -> None:

@@ -9,9 +9,15 @@ Two ways to know a block is boilerplate:
 
 * **Learned per site.** Each stored version records the *fingerprints* of its
   short blocks under its host (``block_sightings``). A fingerprint seen in at
-  least :data:`THRESHOLD` distinct articles of the same host is boilerplate
+  least :data:`THRESHOLD` distinct stories of the same host is boilerplate
   there. The daemon learns as it goes; an import learns from the whole
   imported set before it classifies anything.
+
+  Stories, not URLs: one story often lives at several URLs of a site (a
+  syndicated wire story, print and web editions, a tracking-parameter
+  variant), and its paragraphs repeat across them without being the site's.
+  An article's :func:`story` is its longest text blocks hashed; copies of
+  one story share it, and count once.
 * **A short seed list** (:data:`SEEDS`) of the very common feed and CMS
   footers, for a site with too few articles to learn from.
 
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import heapq
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -39,6 +46,8 @@ from watcher.models import Article, Block, BlockKind
 
 #: Distinct articles of one host a block must appear in to be learned as boilerplate.
 THRESHOLD = 5
+#: How many of an article's longest text blocks name its story.
+STORY_BLOCKS = 2
 #: Longer blocks are article text, never boilerplate.
 MAX_CHARS = 400
 #: How alike an edited block must be to the boilerplate it replaces to be boilerplate too.
@@ -113,6 +122,22 @@ def fingerprints(article: Article) -> set[str]:
     """The fingerprints an article's version contributes to its host's sightings."""
     found = (fingerprint(block, article.title) for block in article.blocks)
     return {fp for fp in found if fp is not None}
+
+
+def story(article: Article) -> str | None:
+    """A short hash naming the story an article tells: its two longest text
+    blocks, digits masked, which copies of the story share (a copy may number
+    itself, or its dateline).
+
+    Two, because a footer can outgrow every paragraph of a one-line brief: two
+    briefs still differ in their second-longest block. None for an article
+    with no text.
+    """
+    texts = (block.stable_text for block in article.blocks if block.kind in _TEXT_KINDS)
+    longest = heapq.nlargest(
+        STORY_BLOCKS, (_DIGITS.sub("0", " ".join(t.split())) for t in texts), key=len
+    )
+    return _hash("\n".join(longest)) if any(longest) else None
 
 
 def host_of(url: str) -> str:

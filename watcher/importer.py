@@ -58,7 +58,7 @@ import multiprocessing
 import os
 import re
 import subprocess
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from multiprocessing.pool import AsyncResult, Pool
@@ -69,7 +69,7 @@ from urllib.parse import urlsplit
 from watcher import archive
 from watcher import snapshot as snapshot_mod
 from watcher.article import parse_article
-from watcher.boilerplate import THRESHOLD, Boilerplate, fingerprints, host_of
+from watcher.boilerplate import THRESHOLD, Boilerplate, fingerprints, host_of, story
 from watcher.config import REPORTS_CHANNEL
 from watcher.diff import Revert, classify
 from watcher.errors import SnapshotFormatError, WatcherError
@@ -166,6 +166,7 @@ class _ArticleResult:
     skipped: int
     order_notes: tuple[Rejected, ...] = ()
     fingerprints: frozenset[str] = frozenset()  # of every new version, for the sightings
+    story: str | None = None  # the story its newest version tells (boilerplate.story)
 
 
 @dataclass
@@ -503,6 +504,7 @@ def prepare_article(task: _Task) -> _ArticleResult:
     rejected: list[Rejected] = []
     notes: list[Rejected] = []
     seen: set[str] = set()
+    told: str | None = None
     skipped = 0
     for source in task.sources:
         try:
@@ -524,6 +526,7 @@ def prepare_article(task: _Task) -> _ArticleResult:
             revert = chain.revert(sha)
             change = chain.classify(current, article, revert)
             seen |= fingerprints(article)
+            told = story(article)
         except WatcherError as exc:
             rejected.append(Rejected(source.label, _reason(exc)))
             continue
@@ -542,19 +545,21 @@ def prepare_article(task: _Task) -> _ArticleResult:
         )
         versions.append(prepared)
     return _ArticleResult(
-        task.url, tuple(versions), tuple(rejected), skipped, tuple(notes), frozenset(seen)
+        task.url, tuple(versions), tuple(rejected), skipped, tuple(notes), frozenset(seen), told
     )
 
 
-def learn_article(source: Source) -> frozenset[str]:
-    """The learning pass's look at one article: its newest file's fingerprints.
-    A file that cannot be read counts for nothing here; pass 2 reports it."""
+def learn_article(source: Source) -> tuple[str | None, frozenset[str]]:
+    """The learning pass's look at one article: the story its newest file
+    tells and that file's fingerprints. A file that cannot be read counts for
+    nothing here; pass 2 reports it."""
     try:
         data, _ = _read(source)
         text = snapshot_mod.file_text(data, source.label)
-        return frozenset(fingerprints(parse_article(snapshot_mod.parse(text, source.label))))
+        article = parse_article(snapshot_mod.parse(text, source.label))
     except Exception:  # reported with its reason by prepare_article
-        return frozenset()
+        return None, frozenset()
+    return story(article), frozenset(fingerprints(article))
 
 
 def _order_note(source: Source, captured: int, previous: Snapshot, seq: int) -> Rejected | None:
@@ -626,14 +631,16 @@ class Importer:
         self._phase("learning site boilerplate", sum(len(found) for _, found in todo))
         learned: dict[str, frozenset[str]] = {}
         for host, found in todo:
-            counts: Counter[str] = Counter()
+            stories: defaultdict[str, set[str]] = defaultdict(set)
             seen = (
                 pool.imap(learn_article, found, chunksize=16) if pool else map(learn_article, found)
             )
-            for fps in seen:
-                counts.update(fps)
+            for n, (told, fps) in enumerate(seen):
+                key = told or f"article:{n}"  # no text: stands for itself
+                for fp in fps:
+                    stories[fp].add(key)
                 self._advance(1)
-            learned[host] = frozenset(fp for fp, n in counts.items() if n >= THRESHOLD)
+            learned[host] = frozenset(fp for fp, keys in stories.items() if len(keys) >= THRESHOLD)
         for host in by_host:
             stored = self.store.boilerplate_fingerprints(host, THRESHOLD)
             learned[host] = learned.get(host, frozenset()) | stored
@@ -745,7 +752,7 @@ class Importer:
             tx.set_state(task.url, WatchState.PAUSED)
         elif self.watch and watch.state == WatchState.PAUSED:
             tx.set_state(task.url, WatchState.ACTIVE)
-        tx.record_sightings(host_of(task.url), watch.id, result.fingerprints)
+        tx.record_sightings(host_of(task.url), watch.id, result.fingerprints, result.story)
         stored = [] if created else tx.versions(watch.id)
         ids = {v.seq: v.id for v in stored}
         previous = stored[-1] if stored else None

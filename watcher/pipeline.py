@@ -36,7 +36,7 @@ from typing import Any
 from watcher import archive, feedmeta, schedule, siterules
 from watcher import snapshot as snapshot_mod
 from watcher.article import parse_article
-from watcher.boilerplate import THRESHOLD, Boilerplate, fingerprints, host_of
+from watcher.boilerplate import THRESHOLD, Boilerplate, fingerprints, host_of, story
 from watcher.config import REPORTS_CHANNEL, SiteRules
 from watcher.diff import Redirect, Revert, classify, rebaseline, removal, soft_removal
 from watcher.errors import HTTPStatusError, NotAnArticleError, WatcherError
@@ -342,7 +342,7 @@ class Pipeline:
             # what this version shows of its site teaches the next diffs its
             # boilerplate (what the latest version showed is recorded already)
             shown = frozenset(fingerprints(article))
-            tx.record_sightings(host_of(watch.url), watch.id, shown - recorded)
+            tx.record_sightings(host_of(watch.url), watch.id, shown - recorded, story(article))
             # if its feed re-dated it, note what this check found
             found = change.verdict.value if change is not None else "first version"
             tx.settle_redating(watch, now, found=found, change_id=change_id)

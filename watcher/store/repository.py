@@ -40,10 +40,12 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     Engine,
+    String,
     Table,
     bindparam,
     case,
     delete,
+    distinct,
     func,
     insert,
     literal,
@@ -51,6 +53,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import SQLAlchemyError
@@ -111,6 +114,10 @@ _ADD_SIGHTINGS = {
     pg: (postgresql if pg else sqlite).insert(BlockSighting).on_conflict_do_nothing()
     for pg in (False, True)
 }
+# boilerplate_fingerprints': what one sighting counts for
+_STORY_OR_WATCH = func.coalesce(
+    BlockSighting.story, literal("watch:") + sql_cast(BlockSighting.watch_id, String)
+)
 # claim_due's: the due watches, leased if still free, then read back.
 _CLAIMABLE_NOW = (
     _WATCHES.c.state.in_([literal(st.value) for st in CHECKED_STATES]),
@@ -751,10 +758,14 @@ class Repository(OutboxRepository, SourcesRepository):
 
     # -- boilerplate learning ------------------------------------------------
 
-    def record_sightings(self, host: str, watch_id: int, fingerprints: Iterable[str]) -> None:
-        """Note that these block fingerprints appear in this article of ``host``."""
+    def record_sightings(
+        self, host: str, watch_id: int, fingerprints: Iterable[str], story: str | None
+    ) -> None:
+        """Note that these block fingerprints appear in this article of ``host``,
+        which tells ``story``."""
         rows = [
-            {"host": host, "fingerprint": fp, "watch_id": watch_id} for fp in sorted(fingerprints)
+            {"host": host, "fingerprint": fp, "watch_id": watch_id, "story": story}
+            for fp in sorted(fingerprints)
         ]
         if not rows:
             return
@@ -762,12 +773,13 @@ class Repository(OutboxRepository, SourcesRepository):
             s.execute(_ADD_SIGHTINGS[_dialect(s) == "postgresql"], rows)
 
     def boilerplate_fingerprints(self, host: str, threshold: int) -> frozenset[str]:
-        """The fingerprints seen in at least ``threshold`` distinct articles of ``host``."""
+        """The fingerprints seen in at least ``threshold`` distinct stories of
+        ``host`` (a sighting without a story stands for its own watch's)."""
         stmt = (
             select(BlockSighting.fingerprint)
             .where(BlockSighting.host == host)
             .group_by(BlockSighting.fingerprint)
-            .having(func.count() >= threshold)
+            .having(func.count(distinct(_STORY_OR_WATCH)) >= threshold)
         )
         with self._session() as s:
             return frozenset(s.scalars(stmt))

@@ -262,5 +262,8 @@ class BlockSighting(Base):
     watch_id: Mapped[int] = mapped_column(
         Id, ForeignKey("watches.id", ondelete="CASCADE"), primary_key=True
     )
+    #: The story the article tells (boilerplate.story): copies of one story
+    #: at several URLs count once. NULL (sightings before 0005): the watch.
+    story: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (Index("ix_block_sightings_watch_id", "watch_id"),)
