@@ -18,6 +18,7 @@ Apprise; tests/test_cli.py checks it) and ``watcher --help`` answers in under
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import unicodedata
@@ -387,19 +388,16 @@ def list_(ctx: click.Context, as_json: bool, show_all: bool) -> None:
       watcher list
       watcher list --json | jq '.[].url'
     """
-    from watcher import api
+    from watcher.store.listing import list_watches
+    from watcher.store.records import WatchState
 
     settings = _settings(ctx)
-    rows: list[WatchSummary] = []
-    hidden = 0  # removed watches, counted when nothing else is listed
-    if api.database_exists(settings):
-        store = api.open_store(settings, readonly=True)
-        try:
-            rows = api.list_watches(store, include_removed=show_all)
-            if not rows and not show_all:
-                hidden = len(api.list_watches(store, include_removed=True))
-        finally:
-            store.close()
+    # through the driver alone when it can (start-up: see watcher.store.listing)
+    every = list_watches(settings.database_url)
+    if every is None:
+        every = _list_through_store(settings)
+    rows = [r for r in every if show_all or r.state is not WatchState.REMOVED]
+    hidden = len(every) if not rows else 0  # removed watches, when nothing else is listed
     if as_json:
         _show_json([_summary_dict(r) for r in rows])
         return
@@ -417,6 +415,20 @@ def list_(ctx: click.Context, as_json: bool, show_all: bool) -> None:
         click.echo(line)  # every cell is made safe by _cell
         if r.last_error is not None:
             click.echo(_error_line(r))
+
+
+def _list_through_store(settings: Settings) -> list[WatchSummary]:
+    """Every watch, removed ones too, read the ordinary way (which explains a
+    database it cannot read); none for a SQLite database not made yet."""
+    from watcher import api
+
+    if not api.database_exists(settings):
+        return []
+    store = api.open_store(settings, readonly=True)
+    try:
+        return api.list_watches(store, include_removed=True)
+    finally:
+        store.close()
 
 
 #: Display columns of the indented line that gives a failing watch's error in
@@ -464,9 +476,13 @@ def _summary_dict(r: WatchSummary) -> dict[str, Any]:
 
 def _table_lines(rows: Sequence[Sequence[str]]) -> Iterator[str]:
     """The rows as aligned lines, one at a time (cells are already bounded)."""
-    widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        cells = [cell + " " * (widths[i] - _width(cell)) for i, cell in enumerate(row)]
+    measured = [[_width(cell) for cell in row] for row in rows]
+    widths = [max(row[i] for row in measured) for i in range(len(rows[0]))]
+    for row, cell_widths in zip(rows, measured, strict=True):
+        cells = [
+            cell + " " * (widths[i] - width)
+            for i, (cell, width) in enumerate(zip(row, cell_widths, strict=True))
+        ]
         yield "  ".join(cells).rstrip()
 
 
@@ -477,6 +493,7 @@ def _width(text: str) -> int:
     return sum(_char_width(ch) for ch in text)
 
 
+@functools.lru_cache(maxsize=65536)  # a listing's titles use a few thousand characters
 def _char_width(ch: str) -> int:
     if unicodedata.combining(ch):
         return 0

@@ -21,7 +21,7 @@ from watcher.store import (
     upgrade,
 )
 from watcher.store.engine import engine_name
-from watcher.store.schema import HEAD
+from watcher.store.revision import HEAD
 from watcher.store.tables import Base
 
 

@@ -31,33 +31,64 @@ Migrations are in the top-level ``alembic/`` folder; :func:`upgrade` runs
 them and :func:`check_schema` refuses a database that is behind.
 """
 
-from watcher.store.engine import open_engine, safe_url
-from watcher.store.records import (
-    CHECKED_STATES,
-    KEEP,
-    ChangeRecord,
-    ChangeVerdict,
-    CheckOutcome,
-    CheckRecord,
-    DeliveryRecord,
-    DeliveryState,
-    Keep,
-    OutboxEntry,
-    QuietCheck,
-    SourceRecord,
-    SourceSync,
-    VersionRecord,
-    WatchRecord,
-    WatchState,
-    WatchSummary,
-)
-from watcher.store.repository import (
-    Repository,
-    Store,
-    Transaction,
-    now_ms,
-)
-from watcher.store.schema import check_schema, current_revision, head_revision, upgrade
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+# Imported when first used (PEP 562), so that ``watcher list`` can read through
+# the driver alone (watcher.store.listing) without paying for SQLAlchemy.
+if TYPE_CHECKING:
+    from watcher.store.engine import open_engine, safe_url
+    from watcher.store.records import (
+        CHECKED_STATES,
+        KEEP,
+        ChangeRecord,
+        ChangeVerdict,
+        CheckOutcome,
+        CheckRecord,
+        DeliveryRecord,
+        DeliveryState,
+        Keep,
+        OutboxEntry,
+        QuietCheck,
+        SourceRecord,
+        SourceSync,
+        VersionRecord,
+        WatchRecord,
+        WatchState,
+        WatchSummary,
+    )
+    from watcher.store.repository import (
+        Repository,
+        Store,
+        Transaction,
+        now_ms,
+    )
+    from watcher.store.schema import check_schema, current_revision, head_revision, upgrade
+
+_HOMES = {
+    "open_engine": "engine",
+    "safe_url": "engine",
+    "Repository": "repository",
+    "Store": "repository",
+    "Transaction": "repository",
+    "now_ms": "repository",
+    "check_schema": "schema",
+    "current_revision": "schema",
+    "head_revision": "schema",
+    "upgrade": "schema",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{_HOMES.get(name, 'records')}")
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CHECKED_STATES",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from watcher.errors import StoreError
+from watcher.store.listing import readonly_options
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +124,7 @@ def _readonly_sqlite(parsed: URL, path: Path) -> URL:
         raise StoreError(
             f"no database at {path} yet: `watcher add URL` or `watcher db upgrade` creates it"
         )
-    options = {"mode": "ro", "uri": "true"}
-    folder_writable = os.access(path.parent, os.W_OK)
-    if not folder_writable and not Path(f"{path}-shm").exists():
-        options["immutable"] = "1"  # nobody can be writing it: no -shm, none can be made
+    options = {**readonly_options(path), "uri": "true"}
     return parsed.set(database=f"file:{quote(str(path.resolve()))}").update_query_dict(options)
 
 
