@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 
 import pytest
 from sqlalchemy import func, select
@@ -212,3 +213,31 @@ def test_transaction_database_error_is_store_error_and_rolls_back(
         tx.record_check(watch_id, checked_at=5, outcome="unchanged")
         tx.add_change(change_of(), watch_id=watch_id, old_version_id=999, new_version_id=998)
     assert store.recent_checks(watch_id) == []
+
+
+def test_histories_read_in_batches_what_each_watch_reads_alone(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report site's batch read: every watch (across chunks) with the same
+    versions and changes as versions()/changes() give it; unknown ids skipped."""
+    monkeypatch.setattr("watcher.store.repository.HISTORY_CHUNK", 2)
+    ids = []
+    for n in range(5):
+        wid = store.add_watch(f"{URL}?n={n}", site="news.example.com", now_ms=1)[0].id
+        ids.append(wid)
+        versions = [add_version(store, wid, f"w{n} v{k}", captured_at=1000 + k) for k in range(n)]
+        for old, new in itertools.pairwise(versions):
+            store.add_change(
+                change_of("paragraph_edited"),
+                watch_id=wid,
+                old_version_id=old.id,
+                new_version_id=new.id,
+                created_at=new.captured_at,
+            )
+    found = store.histories([*reversed(ids), 999_999])
+    assert [watch.id for watch, _, _ in found] == ids
+    for watch, versions, changes in found:
+        assert watch == store.get_watch_by_id(watch.id)
+        assert versions == store.versions(watch.id)
+        assert changes == store.changes(watch.id)
+    assert [len(v) for _, v, _ in found] == [0, 1, 2, 3, 4]

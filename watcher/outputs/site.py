@@ -526,8 +526,18 @@ def _index_rows(store: Repository, watches: Iterable[WatchSummary]) -> list[Inde
     ]
 
 
-def _history(store: Repository, watch: WatchRecord) -> ArticleHistory:
-    return ArticleHistory(watch, tuple(store.versions(watch.id)), tuple(store.changes(watch.id)))
+def _write_pages(
+    store: Repository, root: Path, watch_ids: list[int], *, tz: str
+) -> list[Path | None]:
+    """Write the article pages of ``watch_ids``, their histories read in batches."""
+    return [
+        _write(
+            root,
+            article_path(watch.id),
+            render_article(ArticleHistory(watch, tuple(versions), tuple(changes)), tz=tz),
+        )
+        for watch, versions, changes in store.histories(watch_ids)
+    ]
 
 
 # -- writing -------------------------------------------------------------------
@@ -577,13 +587,7 @@ def build_site(
     that changed. Pages of watches no longer in the database are removed."""
     zone_info(tz)  # a bad zone fails before anything is written
     watches = store.list_watches()
-    written: list[Path | None] = []
-    for summary in watches:
-        watch = store.get_watch_by_id(summary.id)
-        if watch is not None:
-            written.append(
-                _write(root, article_path(watch.id), render_article(_history(store, watch), tz=tz))
-            )
+    written = _write_pages(store, root, [w.id for w in watches], tz=tz)
     written += _write_shared(
         store, root, watches, tz=tz, base_url=base_url, significant=True, now_ms=now_ms
     )
@@ -613,14 +617,8 @@ def update_site(
         return build_site(store, root, tz=tz, base_url=base_url, now_ms=now_ms)
     changed = {watch_ids} if isinstance(watch_ids, int) else set(watch_ids)
     watches = store.list_watches()
-    written: list[Path | None] = []
-    for summary in watches:
-        if summary.id not in changed and (root / article_path(summary.id)).exists():
-            continue
-        watch = store.get_watch_by_id(summary.id)
-        if watch is not None:
-            page = render_article(_history(store, watch), tz=tz)
-            written.append(_write(root, article_path(watch.id), page))
+    due = [w.id for w in watches if w.id in changed or not (root / article_path(w.id)).exists()]
+    written = _write_pages(store, root, due, tz=tz)
     written += _write_shared(
         store, root, watches, tz=tz, base_url=base_url, significant=significant, now_ms=now_ms
     )
