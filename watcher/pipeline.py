@@ -327,6 +327,7 @@ class Pipeline:
                 title=snap.title,
                 archive_path=relative.as_posix() if relative is not None else None,
                 page_metadata=capture.metadata,
+                base_text=snapshot_mod.content_text(old_snap) if old_snap is not None else None,
             )
             change_id = None
             if change is not None and latest is not None:

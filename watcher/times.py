@@ -87,7 +87,13 @@ def _parser(relative: bool) -> DateDataParser:
     return _parser_cache[relative]
 
 
-_CUES = re.compile(r"前|刚|剛|昨|ago|now|yesterday", re.IGNORECASE)
+# r"前|刚|剛|昨|ago|now|yesterday" with re.IGNORECASE, spelt out so that it
+# starts with a character set: the engine then skips ahead to candidates in C
+# (about twice as fast over a page body). "ſ" is the one fold IGNORECASE adds.
+_CUES = re.compile(
+    r"(?=[前刚剛昨aAnNyY])"
+    r"(?:[前刚剛昨]|[aA][gG][oO]|[nN][oO][wW]|[yY][eE][sSſ][tT][eE][rR][dD][aA][yY])"
+)
 
 
 def may_have_relative(text: str) -> bool:
@@ -107,15 +113,34 @@ def _windows(text: str) -> list[tuple[int, int]]:
     """
     spans: list[tuple[int, int]] = []
     for cue in _CUES.finditer(text):
-        start = max(0, cue.start() - _WINDOW_BACK)
-        while start > 0 and text[start - 1].isalnum():
-            start -= 1  # never start inside a number or word
+        start = _word_start(text, max(0, cue.start() - _WINDOW_BACK))
         end = min(len(text), cue.end() + _WINDOW_AHEAD)
         if spans and start <= spans[-1][1]:
             spans[-1] = (spans[-1][0], end)
         else:
             spans.append((start, end))
     return spans
+
+
+#: A run of letters and digits (``str.isalnum``: ``\w`` without "_") ending the string.
+_ALNUM_TAIL = re.compile(r"[^\W_]+\Z")
+
+
+def _word_start(text: str, start: int) -> int:
+    """``start``, moved back to the beginning of the word or number it is
+    inside: a window never starts inside one. Found by the regex engine a
+    stretch at a time, since in Chinese a "word" runs to the next punctuation,
+    a long walk for a Python loop."""
+    reach = 64
+    while start > 0:
+        low = max(0, start - reach)
+        run = _ALNUM_TAIL.search(text, low, start)
+        if run is None:
+            return start
+        if run.start() > low or low == 0:
+            return run.start()
+        reach *= 4
+    return start
 
 
 def _finditer(pattern: re.Pattern[str], text: str) -> list[re.Match[str]]:

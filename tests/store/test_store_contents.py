@@ -218,3 +218,20 @@ def test_unchanged_page_metadata_is_stored_once_and_read_back_for_every_version(
     assert latest is not None and latest.page_metadata == meta
     found = store.find_version_by_content(watch_id, sha(ticked(5)))
     assert found is not None and found.page_metadata == moved
+
+
+@pytest.mark.parametrize("given", ["the previous text", "another text"])
+def test_a_base_text_at_hand_is_used_only_if_it_is_the_previous_versions(
+    store: Store, given: str
+) -> None:
+    """The daemon passes the text it diffed against; a wrong one (it cannot
+    be, but a cache could be stale) is ignored, never stored against."""
+    watch_id = watch(store)
+    add(store, watch_id, PAGE)
+    base = PAGE if given == "the previous text" else ticked(5)
+    later = store.add_version(
+        watch_id, captured_at=2, content_sha256=sha(ticked(1)), content_text=ticked(1),
+        http_status=200, final_url=URL, title="t", archive_path=None, base_text=base,
+    )  # fmt: skip
+    assert rows(store)[sha(ticked(1))][:3] == (codec.DELTA, sha(PAGE), 1)
+    assert store.version_text(later.id) == ticked(1)

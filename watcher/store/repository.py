@@ -30,6 +30,7 @@ SQLAlchemy errors never leave this module: they become
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import random
 import time
@@ -615,8 +616,13 @@ class Repository(OutboxRepository, SourcesRepository):
         page_metadata: dict[str, Any] | None = None,
         created_at: int | None = None,
         seq: int | None = None,
+        base_text: str | None = None,
     ) -> VersionRecord:
         """Store the next version of a watch (seq = previous + 1).
+
+        ``base_text``: the previous version's content text, when the caller
+        has it at hand (the daemon diffed against it): used as the delta's
+        base if its hash is the previous version's, sparing a read of its chain.
 
         ``content_sha256`` is the caller's hash of ``content_text`` (the
         snapshot without its capture-time line); the text is stored once per
@@ -634,7 +640,8 @@ class Repository(OutboxRepository, SourcesRepository):
             if new_content:
                 base = None
                 if previous is not None:
-                    base_text = _content_text(s, previous.content_sha256)
+                    if base_text is None or _sha256(base_text) != previous.content_sha256:
+                        base_text = _content_text(s, previous.content_sha256)
                     base = codec.Base(previous.content_sha256, base_text, previous.depth)
                 _add_content(s, content_sha256, content_text, base)
             if seq is None:
@@ -1066,6 +1073,10 @@ def _add_content(s: Session, sha256: str, text: str, base: codec.Base | None) ->
             "depth": encoded.depth,
         },
     )
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _content_text(s: Session, sha256: str) -> str:
