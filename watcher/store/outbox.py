@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Row, and_, case, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Row, Table, and_, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from watcher.store.leases import lease
@@ -57,7 +57,7 @@ class OutboxRepository:
             for e in _one_per_channel(entries)
         ]
         if rows:
-            s.execute(insert(Delivery), rows)
+            s.execute(insert(cast(Table, Delivery.__table__)), rows)
 
     def claim_deliveries(
         self,

@@ -91,16 +91,20 @@ log = logging.getLogger(__name__)
 _GC_CHUNK = 500
 
 
-_INSERT_VERSION = insert(Version).returning(Version.id)
-_INSERT_CHANGE = insert(ChangeRow).returning(ChangeRow.id)
-
 # The per-check hot path is written with Core statements built once: the ORM
 # unit of work and a statement built per call cost more than SQLite's work.
+# Inserts name the Table, not the mapped class: an INSERT of a mapped class
+# goes through the ORM's bulk persistence, several times the cost of Core's.
 _CHECKS = cast(Table, Check.__table__)
 _WATCHES = cast(Table, Watch.__table__)
+_VERSIONS = cast(Table, Version.__table__)
+_CHANGES = cast(Table, ChangeRow.__table__)
+_SIGHTINGS = cast(Table, BlockSighting.__table__)
+_CONTENTS = cast(Table, Content.__table__)
+_INSERT_VERSION = insert(_VERSIONS).returning(_VERSIONS.c.id)
+_INSERT_CHANGE = insert(_CHANGES).returning(_CHANGES.c.id)
 _INSERT_CHECK = insert(_CHECKS)
 _INSERT_CHECK_ID = insert(_CHECKS).returning(_CHECKS.c.id)
-_VERSIONS = cast(Table, Version.__table__)
 _VERSION_WITH_CONTENT = (
     select(_VERSIONS.c.id)
     .where(
@@ -112,7 +116,7 @@ _VERSION_WITH_CONTENT = (
 )
 # record_sightings', by "is PostgreSQL"
 _ADD_SIGHTINGS = {
-    pg: (postgresql if pg else sqlite).insert(BlockSighting).on_conflict_do_nothing()
+    pg: (postgresql if pg else sqlite).insert(_SIGHTINGS).on_conflict_do_nothing()
     for pg in (False, True)
 }
 #: Watches whose histories :meth:`Repository.histories` reads in one go
@@ -973,9 +977,10 @@ def _dialect(s: Session) -> str:
 
 
 def _insert(s: Session, table: type[Watch] | type[Content] | type[BlockSighting]) -> Any:
-    """An INSERT supporting ON CONFLICT, for the session's database."""
+    """An INSERT supporting ON CONFLICT, for the session's database (of the
+    class's Table: a Core statement, see _INSERT_VERSION)."""
     module = postgresql if _dialect(s) == "postgresql" else sqlite
-    return module.insert(table)
+    return module.insert(cast(Table, table.__table__))
 
 
 def _claimable(now: int) -> tuple[ColumnElement[bool], ...]:
