@@ -32,17 +32,17 @@ import re
 import threading
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from dataclasses import replace
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
 
 import lxml.html
 from lxml import etree
 from readability import Document
 
-from watcher import siterules
+from watcher import siterules, tree
 from watcher.config import SiteRules
 from watcher.imageid import registrable_domain
 from watcher.models import ExtractedPage, PageMetadata
@@ -157,26 +157,31 @@ def _replacement(match: re.Match[str]) -> str:
     return "" if match.group() == "\x00" else "\ufffd"
 
 
-def _parser() -> lxml.html.HTMLParser:
+def _parser() -> etree.HTMLParser:
     """One parser per thread (an lxml parser serialises the threads sharing
-    it, and its error log tells this thread's parse)."""
-    parser: lxml.html.HTMLParser | None = getattr(_local, "parser", None)
+    it, and its error log tells this thread's parse). lxml's own parser, not
+    lxml.html's: plain elements, without a Python class lookup per element
+    touched (see watcher.tree)."""
+    parser: etree.HTMLParser | None = getattr(_local, "parser", None)
     if parser is None:
-        parser = _local.parser = lxml.html.HTMLParser(
+        parser = _local.parser = etree.HTMLParser(
             remove_comments=True, remove_pis=True, huge_tree=True
         )
     return parser
 
 
-def _parse(html: str) -> lxml.html.HtmlElement | None:
+def _parse(html: str) -> etree._Element | None:
     """Parse leniently; None when there is no document at all."""
     if not html.strip():
         return None
     try:
-        return lxml.html.document_fromstring(html, parser=_parser())
+        root = etree.fromstring(html, parser=_parser())
     except (etree.ParserError, ValueError) as exc:
         log.debug("unparseable page: %s", exc)
         return None
+    if root is None:
+        log.debug("unparseable page: Document is empty")
+    return root
 
 
 def _too_deep() -> bool:
@@ -303,7 +308,7 @@ def refresh_target(html: str, url: str) -> str | None:
 # --- body -------------------------------------------------------------------
 
 
-def _body(root: lxml.html.HtmlElement, html: str) -> lxml.html.HtmlElement | None:
+def _body(root: etree._Element, html: str) -> etree._Element | None:
     """Step 1: choose the content element. Step 2: clean it."""
     for tag in ("main", "article"):
         for candidate in list(root.iter(tag)):
@@ -318,8 +323,8 @@ def _body(root: lxml.html.HtmlElement, html: str) -> lxml.html.HtmlElement | Non
 
 
 def _ruled_body(
-    root: lxml.html.HtmlElement, html: str, url: str, rules: SiteRules, metadata: PageMetadata
-) -> tuple[lxml.html.HtmlElement | None, PageMetadata]:
+    root: etree._Element, html: str, url: str, rules: SiteRules, metadata: PageMetadata
+) -> tuple[etree._Element | None, PageMetadata]:
     """The body as the site's rules say, and the metadata noting them.
 
     A body rule that matches nothing (a redesign) falls back to the usual
@@ -340,13 +345,13 @@ def _ruled_body(
     return body, noted
 
 
-def _rule_body(elements: tuple[lxml.html.HtmlElement, ...]) -> lxml.html.HtmlElement | None:
+def _rule_body(elements: tuple[etree._Element, ...]) -> etree._Element | None:
     """The elements a body rule chose, cleaned; several go into one <div> in
     document order. None when they hold nothing."""
     if len(elements) == 1:
         body = elements[0]
     else:
-        body = lxml.html.Element("div")
+        body = etree.Element("div")
         for element in elements:
             element.tail = None  # the text after it is not part of it
             body.append(element)
@@ -354,13 +359,13 @@ def _rule_body(elements: tuple[lxml.html.HtmlElement, ...]) -> lxml.html.HtmlEle
     return body if _has_content(body) else None
 
 
-def _has_content(element: lxml.html.HtmlElement) -> bool:
-    if element.text_content().strip():
+def _has_content(element: etree._Element) -> bool:
+    if tree.text_content(element).strip():
         return True
     return any(True for _ in element.iter(*MEDIA_TAGS))
 
 
-def _readability_body(html: str) -> lxml.html.HtmlElement | None:
+def _readability_body(html: str) -> etree._Element | None:
     """readability-lxml's guess at the article, for pages without main/article.
 
     readability is a heuristic with many failure modes on odd HTML, so any
@@ -368,27 +373,30 @@ def _readability_body(html: str) -> lxml.html.HtmlElement | None:
     """
     try:
         summary = Document(html).summary(html_partial=True)
-        fragment = lxml.html.fragment_fromstring(summary, create_parent="div", parser=_parser())
+        fragment: etree._Element = lxml.html.fragment_fromstring(
+            summary, create_parent="div", parser=_parser()
+        )
     except Exception as exc:
         log.debug("readability found no article: %s", exc)
         return None
     # readability wraps its result in <div><body id="readabilityBody">; unwrap the body.
     for wrapper in list(fragment.iter("body")):
-        wrapper.drop_tag()
+        tree.drop_tag(wrapper)
     fragment.attrib.clear()
     return fragment
 
 
-def clean(element: lxml.html.HtmlElement) -> None:
+def clean(element: etree._Element) -> None:
     """Remove non-content elements and presentational or scripted attributes, in place."""
     doomed = [el for el in element.iter() if not isinstance(el.tag, str) or el.tag in DROP_TAGS]
     for el in doomed:
         if el is not element:
-            el.drop_tree()
+            tree.drop_tree(el)
     for el in element.iter():
-        for name in list(el.attrib):
-            if not _keep_attribute(el.tag, name, el.attrib[name]):
-                del el.attrib[name]
+        attrib = cast("MutableMapping[str, str]", el.attrib)  # str: an HTML parser's tree
+        for name in list(attrib):
+            if not _keep_attribute(el.tag, name, attrib[name]):
+                del attrib[name]
 
 
 def _keep_attribute(tag: str, name: str, value: str) -> bool:
@@ -411,7 +419,7 @@ def _safe_url(tag: str, name: str, value: str) -> bool:
     return True
 
 
-def serialise(element: lxml.html.HtmlElement) -> str:
+def serialise(element: etree._Element) -> str:
     """HTML on one line: each line stripped, lines joined (the seed snapshot format)."""
     parts: list[str] = []
     for event, el in etree.iterwalk(element, events=("start", "end")):
@@ -426,7 +434,7 @@ def serialise(element: lxml.html.HtmlElement) -> str:
     return one_line("".join(parts))
 
 
-def _element_text(el: lxml.html.HtmlElement) -> str:
+def _element_text(el: etree._Element) -> str:
     """Escaped text; raw for raw-text elements, unless it holds what a browser
     could read as their end tag (then escaped: shown as text, never markup)."""
     text: str = el.text or ""
@@ -435,8 +443,9 @@ def _element_text(el: lxml.html.HtmlElement) -> str:
     return text
 
 
-def _open_tag(el: lxml.html.HtmlElement) -> str:
-    attrs = "".join(f' {name}="{_escape_attribute(value)}"' for name, value in el.items())
+def _open_tag(el: etree._Element) -> str:
+    items = cast("list[tuple[str, str]]", el.items())  # str: an HTML parser's tree
+    attrs = "".join(f' {name}="{_escape_attribute(value)}"' for name, value in items)
     return f"<{el.tag}{attrs}{'/' if el.tag in VOID_TAGS else ''}>"
 
 
@@ -480,7 +489,7 @@ def _is_wide(char: str) -> bool:
 # --- metadata ---------------------------------------------------------------
 
 
-def extract_metadata(root: lxml.html.HtmlElement, url: str) -> PageMetadata:
+def extract_metadata(root: etree._Element, url: str) -> PageMetadata:
     """What the page declares in <head> and JSON-LD; missing values are None."""
     meta = _meta_properties(root)
     article = _json_ld_article(root)
@@ -496,13 +505,13 @@ def extract_metadata(root: lxml.html.HtmlElement, url: str) -> PageMetadata:
     )
 
 
-def _title(root: lxml.html.HtmlElement, metadata: PageMetadata) -> str:
+def _title(root: etree._Element, metadata: PageMetadata) -> str:
     """og:title, else the first <h1>, else <title>; at most TITLE_MAX characters."""
     if metadata.og_title:
         return _cut(metadata.og_title, TITLE_MAX)
     for tag in ("h1", "title"):
         for el in root.iter(tag):
-            text = _normalise_space(el.text_content())
+            text = _normalise_space(tree.text_content(el))
             if text:
                 return _cut(text, TITLE_MAX)
     return ""
@@ -512,7 +521,7 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _canonical(root: lxml.html.HtmlElement, url: str) -> str | None:
+def _canonical(root: etree._Element, url: str) -> str | None:
     for link in root.iter("link"):
         if "canonical" not in (link.get("rel") or "").lower().split():
             continue
@@ -533,7 +542,7 @@ def _same_site(a: str, b: str) -> bool:
     return registrable_domain(host_a) == registrable_domain(host_b)
 
 
-def _meta_properties(root: lxml.html.HtmlElement) -> dict[str, str]:
+def _meta_properties(root: etree._Element) -> dict[str, str]:
     """First non-empty content of each <meta property|name>, keys lower-cased."""
     found: dict[str, str] = {}
     for meta in root.iter("meta"):
@@ -544,7 +553,7 @@ def _meta_properties(root: lxml.html.HtmlElement) -> dict[str, str]:
     return found
 
 
-def _json_ld_article(root: lxml.html.HtmlElement) -> dict[str, Any] | None:
+def _json_ld_article(root: etree._Element) -> dict[str, Any] | None:
     """The first JSON-LD object typed as a news article; malformed blocks are skipped."""
     for script in root.iter("script"):
         if (script.get("type") or "").strip().lower() != "application/ld+json":

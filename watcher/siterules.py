@@ -20,9 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import lxml.html
+from lxml import etree
 from lxml.cssselect import CSSSelector, SelectorError
 
+from watcher import tree
 from watcher.config import SiteRules
 from watcher.errors import WatcherError
 
@@ -44,7 +45,7 @@ class Applied:
     chose (outermost, in document order; empty when it matched nothing or
     there is none), and the body selectors that matched nothing."""
 
-    body: tuple[lxml.html.HtmlElement, ...]
+    body: tuple[etree._Element, ...]
     removed: int
     unmatched: str | None
 
@@ -97,7 +98,7 @@ def selector_error(selector: str) -> str | None:
     return None
 
 
-def apply(root: lxml.html.HtmlElement, rules: SiteRules) -> Applied:
+def apply(root: etree._Element, rules: SiteRules) -> Applied:
     """Remove the ``ignore`` blocks from ``root`` (in place), then find the
     ``body`` elements. Raises WatcherError for a selector that does not compile."""
     compiled = _compiled(rules)
@@ -105,7 +106,7 @@ def apply(root: lxml.html.HtmlElement, rules: SiteRules) -> Applied:
     if compiled.ignore is not None:
         for element in _outermost(compiled.ignore(root)):
             if element.getparent() is not None:
-                element.drop_tree()
+                tree.drop_tree(element)
                 removed += 1
     if compiled.body is None:
         return Applied((), removed, None)
@@ -137,9 +138,9 @@ def _selector(host: str, selectors: tuple[str, ...]) -> CSSSelector | None:
     return CSSSelector(", ".join(selectors), translator="html")
 
 
-def _outermost(found: object) -> list[lxml.html.HtmlElement]:
+def _outermost(found: object) -> list[etree._Element]:
     """The elements an XPath found (in document order), less those inside another."""
     items = found if isinstance(found, list) else []
-    matched = [el for el in items if isinstance(el, lxml.html.HtmlElement)]
+    matched = [el for el in items if isinstance(el, etree._Element)]
     chosen = set(matched)
     return [el for el in matched if not any(a in chosen for a in el.iterancestors())]
