@@ -40,9 +40,11 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Engine,
     String,
     Table,
+    and_,
     bindparam,
     case,
     delete,
@@ -111,6 +113,20 @@ _VERSION_WITH_CONTENT = (
         _VERSIONS.c.watch_id == bindparam("watch_id"),
         _VERSIONS.c.content_sha256 == bindparam("sha256"),
     )
+    .order_by(_VERSIONS.c.seq.desc())
+    .limit(1)
+)
+_HOLDER = _VERSIONS.alias("holder")
+_LATEST_VERSION = (
+    select(*_VERSIONS.c, _HOLDER.c.page_metadata.label("held_metadata"))
+    .outerjoin(
+        _HOLDER,
+        and_(
+            _HOLDER.c.watch_id == _VERSIONS.c.watch_id,
+            _HOLDER.c.seq == _VERSIONS.c.metadata_seq,
+        ),
+    )
+    .where(_VERSIONS.c.watch_id == bindparam("watch_id"))
     .order_by(_VERSIONS.c.seq.desc())
     .limit(1)
 )
@@ -194,6 +210,13 @@ class Repository(OutboxRepository, SourcesRepository):
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A connection for Core reads: a session costs more than a hot
+        query (the transaction's own connection inside one)."""
         raise NotImplementedError
         yield  # pragma: no cover
 
@@ -678,10 +701,13 @@ class Repository(OutboxRepository, SourcesRepository):
             return _versions(s, [row])[0] if row else None
 
     def latest_version(self, watch_id: int) -> VersionRecord | None:
-        stmt = select(Version).where(Version.watch_id == watch_id).order_by(Version.seq.desc())
-        with self._session() as s:
-            row = s.scalars(stmt.limit(1)).one_or_none()
-            return _versions(s, [row])[0] if row else None
+        """The newest version of a watch: one Core query on a plain connection
+        (read for every new version; the ORM load cost ten times the query)."""
+        with self._reading() as conn:
+            row = conn.execute(_LATEST_VERSION, {"watch_id": watch_id}).first()
+        if row is None:
+            return None
+        return _version(row, row.page_metadata if row.metadata_seq is None else row.held_metadata)
 
     def versions(self, watch_id: int) -> list[VersionRecord]:
         """All versions of a watch, oldest (seq 1) first."""
@@ -704,8 +730,8 @@ class Repository(OutboxRepository, SourcesRepository):
     def version_with_content(self, watch_id: int, sha256: str) -> int | None:
         """The id of the latest version of a watch with this content: one
         cheap look (a revert is rare) before :meth:`find_version_by_content`."""
-        with self._session() as s:
-            found = s.scalar(_VERSION_WITH_CONTENT, {"watch_id": watch_id, "sha256": sha256})
+        with self._reading() as conn:
+            found = conn.scalar(_VERSION_WITH_CONTENT, {"watch_id": watch_id, "sha256": sha256})
             return int(found) if found is not None else None
 
     def version_text(self, version_id: int) -> str:
@@ -916,6 +942,13 @@ class Transaction(Repository):
         except SQLAlchemyError as exc:
             raise _store_error(exc) from exc
 
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        try:
+            yield self._s.connection()
+        except SQLAlchemyError as exc:
+            raise _store_error(exc) from exc
+
 
 class Store(Repository):
     """The repository over an Engine; each method is its own transaction."""
@@ -959,6 +992,14 @@ class Store(Repository):
         try:
             with Session(self._engine, expire_on_commit=False) as s, s.begin():
                 yield s
+        except SQLAlchemyError as exc:
+            raise _store_error(exc) from exc
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        try:
+            with self._engine.connect() as conn:
+                yield conn
         except SQLAlchemyError as exc:
             raise _store_error(exc) from exc
 
@@ -1259,7 +1300,8 @@ def _summary(row: Watch, version_count: int, latest_title: str | None) -> WatchS
     )
 
 
-def _version(row: Version, metadata: dict[str, Any] | None) -> VersionRecord:
+def _version(row: Any, metadata: dict[str, Any] | None) -> VersionRecord:
+    """A record of a versions row (a mapped Version or a Core row of its columns)."""
     return VersionRecord(
         id=row.id,
         watch_id=row.watch_id,
