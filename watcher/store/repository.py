@@ -686,7 +686,7 @@ class Repository(OutboxRepository, SourcesRepository):
                 "page_metadata": metadata,
                 "created_at": now_ms() if created_at is None else created_at,
             }
-            holder = _metadata_holder(s, watch_id, previous, metadata)
+            holder = _metadata_holder(previous, metadata)
             # A Core INSERT … RETURNING: the ORM unit of work cost more than
             # the statement itself on this hot path.
             version_id = s.execute(
@@ -1152,24 +1152,21 @@ def _chain_query() -> Any:
 
 _CONTENT_CHAIN = _chain_query()
 _CONTENT_EXISTS = select(Content.sha256).where(Content.sha256 == bindparam("sha256"))
+_HELD = aliased(Version)
 _PREVIOUS = (
     select(
         Version.seq, Version.content_sha256, Content.depth, Version.page_metadata,
-        Version.metadata_seq,
+        Version.metadata_seq, _HELD.page_metadata.label("held_metadata"),
     )
     .join(Content, Content.sha256 == Version.content_sha256)
+    .outerjoin(_HELD, and_(_HELD.watch_id == Version.watch_id, _HELD.seq == Version.metadata_seq))
     .where(Version.watch_id == bindparam("watch_id"))
     .order_by(Version.seq.desc())
     .limit(1)
 )  # fmt: skip
-_METADATA_AT = select(Version.page_metadata).where(
-    Version.watch_id == bindparam("watch_id"), Version.seq == bindparam("seq")
-)
 
 
-def _metadata_holder(
-    s: Session, watch_id: int, previous: Row[Any] | None, metadata: dict[str, Any]
-) -> int | None:
+def _metadata_holder(previous: Row[Any] | None, metadata: dict[str, Any]) -> int | None:
     """The seq of the earlier version whose metadata a new version can point
     to instead of repeating it: the previous version's holder, when the
     metadata did not change; None to store it (changed, empty, or the first)."""
@@ -1177,8 +1174,7 @@ def _metadata_holder(
         return None
     if previous.metadata_seq is None:
         return int(previous.seq) if previous.page_metadata == metadata else None
-    held = s.scalar(_METADATA_AT, {"watch_id": watch_id, "seq": previous.metadata_seq})
-    return int(previous.metadata_seq) if held == metadata else None
+    return int(previous.metadata_seq) if previous.held_metadata == metadata else None
 
 
 def _versions(s: Session, rows: Sequence[Version]) -> list[VersionRecord]:
