@@ -34,6 +34,7 @@ bench: $(BIN)/watcher
 	$(BIN)/python bench/bench_faults_content.py
 	$(BIN)/python bench/bench_storage.py
 	$(BIN)/python bench/bench_cli.py
+	$(BIN)/python bench/bench_pg_pair.py --n 1000
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -45,6 +45,14 @@ def run(args: list[str], env: dict[str, str]) -> float:
     return took
 
 
+def _python(code: str) -> float:
+    """Seconds of wall time for this interpreter to run ``code``: the
+    machine's own start-up floor, to read the command figures against."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
+    return time.perf_counter() - started
+
+
 def import_profile(
     args: list[str], env: dict[str, str]
 ) -> tuple[list[tuple[float, str]], set[str]]:
@@ -116,6 +124,14 @@ def main() -> None:
         env.pop("WATCHER_DATABASE_URL", None)
         seed(home, env, opts.watches)
         print(f"{opts.runs} runs each; data folder: SQLite, {opts.watches} watches")
+        # The targets are seconds, which depend on the machine: these say how fast it is.
+        for label, code in (
+            ("python -c pass", "pass"),
+            ("python -c 'import click'", "import click"),
+        ):
+            bare = [_python(code) for _ in range(opts.runs)]
+            print(f"reference: {label:<21} median {statistics.median(bare) * 1000:7.0f} ms")
+        print()
         print("below each: import times of one run (-X importtime, cumulative: a")
         print("library's figure includes what it imported; the first covers them all)\n")
         for label, args in (
