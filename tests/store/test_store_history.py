@@ -234,7 +234,7 @@ def test_histories_read_in_batches_what_each_watch_reads_alone(
                 new_version_id=new.id,
                 created_at=new.captured_at,
             )
-    found = store.histories([*reversed(ids), 999_999])
+    found = list(store.histories([*reversed(ids), 999_999]))
     assert [watch.id for watch, _, _ in found] == ids
     for watch, versions, changes in found:
         assert watch == store.get_watch_by_id(watch.id)

@@ -136,8 +136,9 @@ _ADD_SIGHTINGS = {
     for pg in (False, True)
 }
 #: Watches whose histories :meth:`Repository.histories` reads in one go
-#: (bounds the IN list and the memory of one read).
-HISTORY_CHUNK = 200
+#: (bounds the IN list and the memory of one read: a ticking page's history
+#: runs to thousands of versions).
+HISTORY_CHUNK = 50
 # boilerplate_fingerprints': what one sighting counts for
 _STORY_OR_WATCH = func.coalesce(
     BlockSighting.story, literal("watch:") + sql_cast(BlockSighting.watch_id, String)
@@ -859,36 +860,39 @@ class Repository(OutboxRepository, SourcesRepository):
 
     def histories(
         self, watch_ids: Iterable[int]
-    ) -> list[tuple[WatchRecord, list[VersionRecord], list[ChangeRecord]]]:
+    ) -> Iterator[tuple[WatchRecord, list[VersionRecord], list[ChangeRecord]]]:
         """The watches of ``watch_ids`` (those still there, by id) with all
         their versions and changes, oldest first: three queries a chunk of
-        :data:`HISTORY_CHUNK` in one session, where a watch at a time took
-        three sessions (the report site rewrites pages by the hundred)."""
+        :data:`HISTORY_CHUNK` watches, one session each, where a watch at a
+        time took three sessions (the report site rewrites pages by the
+        hundred). Yielded chunk by chunk, so only one chunk is in memory."""
         ids = sorted(set(watch_ids))
-        found: list[tuple[WatchRecord, list[VersionRecord], list[ChangeRecord]]] = []
+        for start in range(0, len(ids), HISTORY_CHUNK):
+            yield from self._histories(ids[start : start + HISTORY_CHUNK])
+
+    def _histories(
+        self, chunk: list[int]
+    ) -> list[tuple[WatchRecord, list[VersionRecord], list[ChangeRecord]]]:
+        history: dict[int, tuple[WatchRecord, list[VersionRecord], list[ChangeRecord]]]
         with self._session() as s:
-            for start in range(0, len(ids), HISTORY_CHUNK):
-                chunk = ids[start : start + HISTORY_CHUNK]
-                watches = s.scalars(select(Watch).where(Watch.id.in_(chunk)).order_by(Watch.id))
-                history: dict[int, tuple[WatchRecord, list[VersionRecord], list[ChangeRecord]]]
-                history = {w.id: (_watch(w), [], []) for w in watches}
-                rows = s.scalars(
-                    select(Version)
-                    .where(Version.watch_id.in_(chunk))
-                    .order_by(Version.watch_id, Version.seq)
-                )
-                for version in _versions(s, list(rows)):
-                    history[version.watch_id][1].append(version)
-                changes = (
-                    select(ChangeRow, Watch.url)
-                    .join(Watch, Watch.id == ChangeRow.watch_id)
-                    .where(ChangeRow.watch_id.in_(chunk))
-                    .order_by(ChangeRow.id)
-                )
-                for row, url in s.execute(changes):
-                    history[row.watch_id][2].append(_change(row, url))
-                found += history.values()
-        return found
+            watches = s.scalars(select(Watch).where(Watch.id.in_(chunk)).order_by(Watch.id))
+            history = {w.id: (_watch(w), [], []) for w in watches}
+            rows = s.scalars(
+                select(Version)
+                .where(Version.watch_id.in_(chunk))
+                .order_by(Version.watch_id, Version.seq)
+            )
+            for version in _versions(s, list(rows)):
+                history[version.watch_id][1].append(version)
+            changes = (
+                select(ChangeRow, Watch.url)
+                .join(Watch, Watch.id == ChangeRow.watch_id)
+                .where(ChangeRow.watch_id.in_(chunk))
+                .order_by(ChangeRow.id)
+            )
+            for row, url in s.execute(changes):
+                history[row.watch_id][2].append(_change(row, url))
+        return list(history.values())
 
     def recent_changes(
         self, *, verdict: ChangeVerdict | str | None = None, limit: int = 100
