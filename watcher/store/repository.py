@@ -117,8 +117,12 @@ _VERSION_WITH_CONTENT = (
     .limit(1)
 )
 _HOLDER = _VERSIONS.alias("holder")
+# A watch's newest version, with its content's delta depth and the metadata
+# of the version it points to: what latest_version returns and what
+# add_version builds the next version on.
 _LATEST_VERSION = (
-    select(*_VERSIONS.c, _HOLDER.c.page_metadata.label("held_metadata"))
+    select(*_VERSIONS.c, _CONTENTS.c.depth, _HOLDER.c.page_metadata.label("held_metadata"))
+    .join(_CONTENTS, _CONTENTS.c.sha256 == _VERSIONS.c.content_sha256)
     .outerjoin(
         _HOLDER,
         and_(
@@ -664,7 +668,7 @@ class Repository(OutboxRepository, SourcesRepository):
             # Statements are built without values and executed with parameters,
             # so SQLAlchemy compiles each once and reuses it from its cache.
             new_content = s.scalar(_CONTENT_EXISTS, {"sha256": content_sha256}) is None
-            previous = s.execute(_PREVIOUS, {"watch_id": watch_id}).first()
+            previous = s.execute(_LATEST_VERSION, {"watch_id": watch_id}).first()
             if new_content:
                 base = None
                 if previous is not None:
@@ -1156,24 +1160,13 @@ def _chain_query() -> Any:
 
 _CONTENT_CHAIN = _chain_query()
 _CONTENT_EXISTS = select(Content.sha256).where(Content.sha256 == bindparam("sha256"))
-_HELD = aliased(Version)
-_PREVIOUS = (
-    select(
-        Version.seq, Version.content_sha256, Content.depth, Version.page_metadata,
-        Version.metadata_seq, _HELD.page_metadata.label("held_metadata"),
-    )
-    .join(Content, Content.sha256 == Version.content_sha256)
-    .outerjoin(_HELD, and_(_HELD.watch_id == Version.watch_id, _HELD.seq == Version.metadata_seq))
-    .where(Version.watch_id == bindparam("watch_id"))
-    .order_by(Version.seq.desc())
-    .limit(1)
-)  # fmt: skip
 
 
-def _metadata_holder(previous: Row[Any] | None, metadata: dict[str, Any]) -> int | None:
+def _metadata_holder(previous: Any, metadata: dict[str, Any]) -> int | None:
     """The seq of the earlier version whose metadata a new version can point
     to instead of repeating it: the previous version's holder, when the
-    metadata did not change; None to store it (changed, empty, or the first)."""
+    metadata did not change; None to store it (changed, empty, or the first).
+    ``previous`` is the watch's _LATEST_VERSION row, or None."""
     if previous is None or not metadata:
         return None
     if previous.metadata_seq is None:
