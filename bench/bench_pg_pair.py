@@ -14,7 +14,8 @@ per watch: how many checks were made (every due check exactly once means
 one each: the next is due minutes later). CPU seconds are the daemons' own
 (children of this process, after they exit), start-up included.
 
-Run: .venv/bin/python bench/bench_pg_pair.py [--n 2000] [--pg URL]
+Run: .venv/bin/python bench/bench_pg_pair.py [--n 2000]
+(the server of WATCHER_TEST_PG_URL, as for the tests; a scratch database per round)
 Target (issue 12): the pair's throughput at least one daemon's, every due
 check done once. Figures are from one run on this machine; compare ratios.
 """
@@ -22,43 +23,22 @@ check done once. Figures are from one run on this machine; compare ratios.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import resource
 import sys
 import tempfile
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 from _common import corpus_or_exit
 from _pages import start_site
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.soak import Daemon, wait_until
+from tests.conftest import PostgresUnavailable, pg_scratch_database
 from watcher import api
 from watcher.store import Store, upgrade
-
-PG_URL = os.environ.get("WATCHER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-@contextlib.contextmanager
-def scratch_database(admin_url: str) -> Iterator[str]:
-    """A throwaway database on the server of ``admin_url``; its URL."""
-    name = f"watcher_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def children_cpu() -> float:
@@ -66,9 +46,11 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def round_(label: str, daemons: int, n: int, base: str, admin_url: str) -> float:
+def round_(label: str, daemons: int, n: int, base: str) -> float:
     """One round; returns its throughput in checks per second."""
-    with scratch_database(admin_url) as db, tempfile.TemporaryDirectory() as tmp:
+    with pg_scratch_database("watcher_bench") as db, tempfile.TemporaryDirectory() as tmp:
+        if isinstance(db, PostgresUnavailable):
+            sys.exit(db.reason)
         upgrade(db)
         store = Store.open(db)
         api.add_watches(store, [f"{base}/article/{i}" for i in range(n)], now=0)
@@ -107,13 +89,12 @@ def checked(store: Store) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--pg", default=PG_URL, help="a PostgreSQL server's database to start from")
     args = parser.parse_args()
     corpus = corpus_or_exit()
     site, base, _ = start_site(corpus, args.n)
     try:
-        one = round_("one", 1, args.n, base, args.pg)
-        two = round_("two", 2, args.n, base, args.pg)
+        one = round_("one", 1, args.n, base)
+        two = round_("two", 2, args.n, base)
     finally:
         site.terminate()
     print(f"pair / one daemon (throughput): {two / one:.2f}x (target >= 1)")
