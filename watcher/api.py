@@ -486,6 +486,7 @@ def check_now(
                 results = list(await asyncio.gather(*(one(w) for w in claimed)))
             finally:
                 store.drop_claims(worker)  # checks release their own; this is for errors
+                pipeline.close()
             pipeline.flush_site()
             return results
 

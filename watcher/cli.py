@@ -34,7 +34,7 @@ import click
 from watcher import __version__
 from watcher.errors import ConfigError, WatcherError
 from watcher.logs import configure as configure_logging
-from watcher.models import Article, BlockKind, TimeBasis
+from watcher.models import Article, BlockKind, Snapshot, TimeBasis
 from watcher.safetext import escape_unsafe, for_colour_terminal, for_terminal, one_line
 from watcher.settings import CONFIG_NAME, Settings, format_duration, parse_duration
 
@@ -204,24 +204,42 @@ def config_check(ctx: click.Context, file: Path | None) -> None:
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("target")
 @click.option("--json", "as_json", is_flag=True, help="Print the parsed article as JSON.")
+@click.option("--version", "seq", type=click.IntRange(min=1),
+              help="With a watched URL: its version N (default: the latest).")  # fmt: skip
+@click.option("--at", "at",
+              help="With a watched URL: the version current at this time (2026-01-31 or "
+                   "2026-01-31T08:00, UTC unless it says +08:00).")  # fmt: skip
 @fail_cleanly
-def show(file: Path, as_json: bool) -> None:
-    """Parse a snapshot FILE and print the article it holds.
+def show(target: str, as_json: bool, seq: int | None, at: str | None) -> None:
+    """Print the article a snapshot file holds, or a watched URL as it was.
+
+    TARGET is a snapshot file, or a watched URL: then the article as its
+    latest stored version (or --version N, or the version current --at a
+    time) has it, read from the database.
 
     \b
-    Example:
+    Examples:
       watcher show seeds/000_f45fe6e83c05ee36.txt --json
+      watcher show https://example.org/news/1 --version 2
+      watcher show https://example.org/news/1 --at 2026-01-31T08:00
     """
     from watcher import snapshot as snapshot_mod
     from watcher.article import parse_article
 
     settings = _settings(click.get_current_context())
-    snap = snapshot_mod.read(file, max_bytes=settings.max_body)  # a FIFO or /dev/zero: refused
+    stored: dict[str, Any] | None = None
+    if "://" in target:
+        snap, stored = _stored_version(settings, target, seq, at)
+    elif seq is not None or at is not None:
+        raise WatcherError("--version and --at need a watched URL, not a file")
+    else:
+        # a FIFO or /dev/zero: refused
+        snap = snapshot_mod.read(Path(target), max_bytes=settings.max_body)
     article = parse_article(snap)
     if as_json:
-        payload = {
+        payload: dict[str, Any] = {
             "snapshot": {
                 "url": snap.url,
                 "title": snap.title,
@@ -233,9 +251,67 @@ def show(file: Path, as_json: bool) -> None:
             },
             "article": asdict(article),
         }
+        if stored is not None:
+            payload["version"] = stored
         _show_json(payload)
     else:
+        if stored is not None:
+            basis = "captured" if stored["time_basis"] == "captured" else "stated time"
+            _show(f"version {stored['seq']} of {stored['of']} ({basis} "
+                  f"{_iso(stored['captured_at'])}) of {stored['url']}\n")  # fmt: skip
         _show(format_article(article))
+
+
+def _stored_version(
+    settings: Settings, url: str, seq: int | None, at: str | None
+) -> tuple[Snapshot, dict[str, Any]]:
+    """The snapshot of a watched URL's version ``seq``, or the one current ``at``."""
+    from watcher import api
+
+    if seq is not None and at is not None:
+        raise WatcherError("give --version or --at, not both")
+    at_ms = _parse_time(at, "--at") if at is not None else None
+    store = api.open_store(settings, readonly=True)
+    try:
+        watch = api.require_watch(store, url)
+        versions = store.versions(watch.id)
+        if not versions:
+            raise WatcherError(f"{watch.url} has no stored version yet")
+        if seq is not None:
+            chosen = next((v for v in versions if v.seq == seq), None)
+            if chosen is None:
+                raise WatcherError(f"{watch.url} has versions 1 to {versions[-1].seq}, not {seq}")
+        elif at_ms is not None:
+            earlier = [v for v in versions if v.captured_at <= at_ms]
+            if not earlier:
+                raise WatcherError(
+                    f"{watch.url} has no version from before {_iso(at_ms)}: "
+                    f"the first is from {_iso(versions[0].captured_at)}"
+                )
+            chosen = earlier[-1]
+        else:
+            chosen = versions[-1]
+        snap = store.version_snapshot(chosen)
+    finally:
+        store.close()
+    return snap, {
+        "url": watch.url,
+        "seq": chosen.seq,
+        "of": versions[-1].seq,
+        "captured_at": chosen.captured_at,
+        "time_basis": chosen.time_basis.value,
+    }
+
+
+def _parse_time(text: str, option: str) -> int:
+    """Epoch ms of an ISO date or date-time (UTC unless it names an offset)."""
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise WatcherError(f"{option} {text!r} is not a time like 2026-01-31T08:00") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)
 
 
 def _iso(ms: int | None) -> str | None:
@@ -995,14 +1071,20 @@ def deliveries_retry(ctx: click.Context, ids: tuple[int, ...], retry_all: bool) 
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--url", help="Only this watched URL.")
 @click.option("--since", help="Only versions captured since this date (YYYY-MM-DD).")
+@click.option("--warc", "as_warc", is_flag=True,
+              help="Write the fetches as received (WARC records, with a CDXJ index) instead.")  # fmt: skip
 @click.pass_context
 @fail_cleanly
-def export(ctx: click.Context, directory: Path, url: str | None, since: str | None) -> None:
-    """Write every stored version as a seed-format file, rebuilt from the database.
+def export(
+    ctx: click.Context, directory: Path, url: str | None, since: str | None, as_warc: bool
+) -> None:
+    """Write every stored version as a seed-format file, rebuilt from the database;
+    or, with --warc, every fetch's WARC records as one WARC file.
 
     \b
-    Example:
+    Examples:
       watcher export ./archive-copy --since 2026-01-01
+      watcher export --warc ./evidence --url https://example.org/news/1
     """
     from watcher import api
 
@@ -1012,12 +1094,61 @@ def export(ctx: click.Context, directory: Path, url: str | None, since: str | No
             since_ms = int(datetime.fromisoformat(since).replace(tzinfo=UTC).timestamp() * 1000)
         except ValueError as exc:
             raise WatcherError(f"--since {since!r} is not a date like 2026-01-31") from exc
-    store = api.open_store(_settings(ctx), readonly=True)
+    settings = _settings(ctx)
+    store = api.open_store(settings, readonly=True)
     try:
+        if as_warc:
+            from watcher import warc  # warcio only for this
+
+            watched = api.require_watch(store, url).url if url else None
+            out = warc.export(settings.warc_dir, directory, url=watched, since_ms=since_ms)
+            _say(f"wrote {out.records} WARC records to {out.path}")
+            return
         count = api.export_archive(store, directory, url=url, since_ms=since_ms)
     finally:
         store.close()
     _say(f"wrote {count} versions to {directory}")
+
+
+@main.command()
+@click.argument("urls", nargs=-1)
+@click.pass_context
+@fail_cleanly
+def verify(ctx: click.Context, urls: tuple[str, ...]) -> None:
+    """Check the record: each article's hash chain, snapshot files and WARC records.
+
+    Reports every version whose stored content, archive file or WARC record
+    no longer matches the hashes recorded when it was stored, and every
+    break in the chain (a version removed, inserted or reordered). Exit
+    status 1 if anything is wrong. Versions stored before watcher recorded hashes
+    are counted apart.
+
+    \b
+    Examples:
+      watcher verify
+      watcher verify https://example.org/news/1
+    """
+    from watcher import api
+    from watcher import verify as verifying  # warcio only for this
+
+    settings = _settings(ctx)
+    store = api.open_store(settings, readonly=True)
+    try:
+        watches = api.require_watches(store, urls) if urls else store.watches()
+        report = verifying.verify(store, settings, watches)
+    finally:
+        store.close()
+    for problem in report.problems:
+        _say(f"ALTERED OR MISSING  {problem}", err=True)
+    unchained = report.versions - report.chained
+    before = f"; {unchained} stored before hashes were recorded" if unchained else ""
+    _say(
+        f"{report.watches} articles, {report.versions} versions: {report.chained} chained"
+        f"{before}; {report.warc_records} WARC records checked; "
+        + ("no problems" if report.ok else f"{len(report.problems)} problems")
+    )
+    if not report.ok:
+        raise SystemExit(1)  # as a test that fails; 2 is for errors
 
 
 @main.command()

@@ -33,7 +33,7 @@ from watcher.config import (
 )
 from watcher.errors import ConfigError, WatcherError
 from watcher.models import ChangeKind, Verdict
-from watcher.settings import SPECS, Spec, parse_duration, parse_host_list
+from watcher.settings import SPECS, Spec, parse_duration, parse_host_list, switch
 from watcher.tomllines import KeyLines, KeyPath, dotted
 
 #: Every key the file may hold, by where it may stand (the README documents each).
@@ -247,6 +247,8 @@ class _Checker:
     def setting_text(self, key: KeyPath, spec: Spec, value: object) -> str:
         if isinstance(value, list) and spec.parse is parse_host_list:
             return ", ".join(self.string((*key, i), v) for i, v in enumerate(value))
+        if isinstance(value, bool) and spec.parse is switch:
+            return "on" if value else "off"
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise self.error(key, f"must be text or a number, not {_kind(value)}")
         return str(value)

@@ -286,5 +286,6 @@ async def _serve(settings: Settings, store: Store, worker: str) -> None:
             await poller.stop()  # after the grace period a poll under way had too
             await _finish_sending(sending, deliverer, store, settings.grace)
             await dispatcher.flush_site()
+            pipeline.close()  # the WARC file: its index is sorted on closing
             with suppress(OSError):
                 (settings.home / HEARTBEAT_NAME).unlink()

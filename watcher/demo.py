@@ -175,7 +175,10 @@ def _pass(settings: Settings, store: Store, clock: Clock) -> None:
         async with Fetcher(settings.fetch_settings()) as fetcher:
             pipeline = Pipeline(store, fetcher, settings, clock=clock)
             dispatcher = Dispatcher(store, pipeline, settings, worker_id(), clock=clock)
-            await dispatcher.run_until_idle()
+            try:
+                await dispatcher.run_until_idle()
+            finally:
+                pipeline.close()
 
     asyncio.run(run())
 

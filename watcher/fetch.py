@@ -14,12 +14,17 @@ Bodies are streamed and counted as they arrive (after content decoding), so a
 response is abandoned as soon as it passes ``max_body_bytes``. Content decoding
 is watcher/inflate.py's, not httpx's: it inflates in bounded pieces, so a few
 KB of gzip or brotli that would become gigabytes are stopped at the limit too.
+
+With ``record`` set (WATCHER_WARC), every request and response of a fetch,
+redirect hops included, is kept as it crossed the wire (``FetchResult.exchanges``)
+for the WARC log (watcher/warc.py): a transport wrapper copies the raw stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import codecs
+import contextvars
 import email.utils
 import hashlib
 import logging
@@ -30,7 +35,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from urllib.parse import SplitResult, urlsplit, urlunsplit
@@ -50,7 +55,7 @@ from watcher.errors import (
 )
 from watcher.guard import AddressPolicy, AddressRefused, GuardedBackend, Resolve
 from watcher.inflate import ACCEPT_ENCODING, Decoder, DecodingError
-from watcher.models import FetchResult
+from watcher.models import Exchange, FetchResult
 from watcher.settings import FetchSettings
 
 log = logging.getLogger(__name__)
@@ -177,6 +182,91 @@ def guarded_transport(
     )
 
 
+@dataclass(slots=True)
+class _Taped:
+    """A request and its response while the response body is still arriving."""
+
+    request: httpx.Request
+    response: httpx.Response
+    started_ms: int
+    peer_ip: str | None
+    body: bytearray
+
+
+#: The exchanges of the fetch attempt running in this task (None: not recording).
+#: A context variable, because one client (and transport) serves every fetch.
+_TAPE: contextvars.ContextVar[list[_Taped] | None] = contextvars.ContextVar(
+    "watcher_fetch_tape", default=None
+)
+
+
+class _TapedStream(httpx.AsyncByteStream):
+    """The raw response stream, copied as it is read (still content-encoded)."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, tape: bytearray) -> None:
+        self._inner = inner
+        self._tape = tape
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            self._tape += chunk
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _RecordingTransport(httpx.AsyncBaseTransport):
+    """Wraps the real transport and tapes each exchange of a recording fetch,
+    redirect hops included: below httpx's redirect handling and content
+    decoding, so the bytes are those the server sent."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        started = time.time_ns() // 1_000_000
+        response = await self._inner.handle_async_request(request)
+        tape = _TAPE.get()
+        if tape is not None:
+            taped = _Taped(request, response, started, _peer_ip(response), bytearray())
+            tape.append(taped)
+            assert isinstance(response.stream, httpx.AsyncByteStream)
+            response.stream = _TapedStream(response.stream, taped.body)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _peer_ip(response: httpx.Response) -> str | None:
+    """The address the response came from (asked while its connection is open)."""
+    stream = response.extensions.get("network_stream")
+    try:
+        peer = stream.get_extra_info("server_addr") if stream is not None else None
+    except OSError:
+        return None
+    return str(peer[0]) if isinstance(peer, tuple) and peer else None
+
+
+def _exchange(taped: _Taped) -> Exchange:
+    request, response = taped.request, taped.response
+    version = response.extensions.get("http_version", b"HTTP/1.1")
+    reason = response.extensions.get("reason_phrase", b"")
+    return Exchange(
+        url=str(request.url),
+        method=request.method,
+        request_headers=tuple(request.headers.raw),
+        http_version=version.decode("ascii", "replace"),
+        status=response.status_code,
+        reason=reason.decode("latin-1") if isinstance(reason, bytes) else str(reason),
+        response_headers=tuple(response.headers.raw),
+        body=bytes(taped.body),
+        peer_ip=taped.peer_ip,
+        started_ms=taped.started_ms,
+    )
+
+
 class _RefusedRedirect(Exception):
     """A redirect to a scheme other than http/https (raised by a response hook)."""
 
@@ -228,6 +318,7 @@ class Fetcher:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings
+        inner = transport if transport is not None else guarded_transport(settings)
         self._sleep = sleep
         self._random = random.Random()
         self._global = asyncio.Semaphore(self.settings.max_connections)
@@ -239,7 +330,7 @@ class Fetcher:
             timeout=httpx.Timeout(self.settings.timeout_s),
             limits=httpx.Limits(max_connections=self.settings.max_connections),
             headers={"User-Agent": self.settings.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
-            transport=transport if transport is not None else guarded_transport(settings),
+            transport=_RecordingTransport(inner) if settings.record else inner,
             event_hooks={"response": [_refuse_other_schemes]},
         )
 
@@ -320,10 +411,15 @@ class Fetcher:
         known: Callable[[FetchResult], bool] | None,
     ) -> FetchResult:
         """One request, with every httpx failure translated."""
+        tape: list[_Taped] | None = [] if self.settings.record else None
+        token = _TAPE.set(tape)
         async with self._slot(urlsplit(url).hostname or ""):
             try:
                 async with asyncio.timeout(self.settings.timeout_s):
-                    return await self._request(url, headers, etag, last_modified, known)
+                    result = await self._request(url, headers, etag, last_modified, known)
+                if tape:
+                    result = replace(result, exchanges=tuple(_exchange(t) for t in tape))
+                return result
             except (AddressRefused, _RefusedRedirect) as exc:
                 raise _refused(url, exc) from None
             except (TimeoutError, httpx.TimeoutException):
@@ -335,6 +431,8 @@ class Fetcher:
                 raise FetchError(url, "too many redirects") from None
             except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
                 raise FetchError(url, _describe(exc)) from None
+            finally:
+                _TAPE.reset(token)
 
     async def _request(
         self,

@@ -158,6 +158,24 @@ class ExtractedPage:
 
 
 @dataclass(frozen=True, slots=True)
+class Exchange:
+    """One HTTP request and its response as they crossed the wire, for the
+    WARC record (watcher/warc.py): the body is the bytes as received, still
+    content-encoded (gzip, br) where the server compressed them."""
+
+    url: str
+    method: str
+    request_headers: tuple[tuple[bytes, bytes], ...]
+    http_version: str  # "HTTP/1.1"
+    status: int
+    reason: str
+    response_headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+    peer_ip: str | None
+    started_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class FetchResult:
     """The outcome of one HTTP fetch; a 304 or 404 is a value, not an exception."""
 
@@ -177,6 +195,9 @@ class FetchResult:
     #: The caller already had this body (``Fetcher.fetch(known=...)``): it was
     #: not decoded, ``text`` is None.
     known_body: bool = False
+    #: Every request and response of the fetch, redirect hops first, when the
+    #: fetcher records them (``Fetcher(record=True)``); empty otherwise.
+    exchanges: tuple[Exchange, ...] = ()
 
     @property
     def gone(self) -> bool:

@@ -33,13 +33,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from watcher import archive, feedmeta, schedule, siterules
+from watcher import __version__, archive, feedmeta, schedule, siterules
 from watcher import snapshot as snapshot_mod
 from watcher.article import parse_article
 from watcher.boilerplate import THRESHOLD, Boilerplate, fingerprints, host_of, story
 from watcher.config import REPORTS_CHANNEL, SiteRules
 from watcher.diff import Redirect, Revert, classify, rebaseline, removal, soft_removal
 from watcher.errors import HTTPStatusError, NotAnArticleError, WatcherError
+from watcher.evidence import Evidence
 from watcher.extract import extract, refresh_target
 from watcher.fetch import Fetcher
 from watcher.models import Article, Change, FetchResult, Snapshot, TimeBasis
@@ -58,6 +59,7 @@ from watcher.store import (
     WatchState,
     now_ms,
 )
+from watcher.warc import Prior, WarcLog, WarcRef, prior_at
 
 log = logging.getLogger(__name__)
 FAILING_AFTER = 3  # consecutive errors before a watch shows as "failing"
@@ -104,6 +106,19 @@ class _Capture:
     content: str
     sha: str
     metadata: dict[str, Any]
+    warc: WarcRef | None
+
+
+def _evidence(ref: WarcRef | None) -> Evidence | None:
+    if ref is None:
+        return None
+    return Evidence(
+        warc_file=ref.file,
+        warc_offset=ref.offset,
+        warc_length=ref.length,
+        warc_record_id=ref.record_id,
+        warc_sha256=ref.sha256,
+    )
 
 
 def policy_for(settings: Settings) -> schedule.Policy:
@@ -143,6 +158,18 @@ class Pipeline:
         self.parsed = ParsedVersions()  # the latest versions, parsed for the next diff
         self.journal = archive.Journal(settings.archive_dir, settings.home / archive.PENDING_DIR)
         weakref.finalize(self, self.journal.close)
+        #: Every fetch as received (watcher/warc.py), unless WATCHER_WARC=off.
+        self.warc: WarcLog | None = None
+        if settings.warc:
+            self.warc = WarcLog(
+                settings.warc_dir, max_bytes=settings.warc_size, software=f"watcher/{__version__}"
+            )
+            weakref.finalize(self, self.warc.close)
+
+    def close(self) -> None:
+        """Close the current WARC file (its index is sorted then)."""
+        if self.warc is not None:
+            self.warc.close()
 
     def flush_site(self) -> None:
         """Bring the report site up to date with the changes recorded so far."""
@@ -224,6 +251,7 @@ class Pipeline:
             url=fetched.url,
             redirects=(*fetched.redirects, fetched.final_url, *moved.redirects),
             duration_ms=fetched.duration_ms + moved.duration_ms,
+            exchanges=(*fetched.exchanges, *moved.exchanges),
         )
 
     def _known(self, watch: WatchRecord) -> Callable[[FetchResult], bool] | None:
@@ -246,7 +274,27 @@ class Pipeline:
         return known
 
     # -- outcomes ---------------------------------------------------------------
+    def _recorded(self, watch: WatchRecord, fetched: FetchResult) -> WarcRef | None:
+        """Write the fetch's exchanges to the WARC log; where its response lies."""
+        if self.warc is None:
+            return None
+        return self.warc.write(
+            fetched.exchanges, watch=watch.url, lookup=lambda: self._prior_record(watch)
+        )
+
+    def _prior_record(self, watch: WatchRecord) -> Prior | None:
+        """The response record the watch's latest version names (read once per
+        watch and process: later fetches are remembered by the WARC log)."""
+        latest = self.store.latest_version(watch.id)
+        proof = latest.evidence if latest is not None else None
+        if proof is None or proof.warc_file is None:
+            return None
+        return prior_at(
+            self.settings.warc_dir, proof.warc_file, proof.warc_offset or 0, proof.warc_length or 0
+        )
+
     def _handle(self, watch: WatchRecord, fetched: FetchResult, now: int) -> CheckResult:
+        warc = self._recorded(watch, fetched)
         quiet = _quiet_outcome(fetched)
         if quiet is not None:
             return self._unchanged(watch, fetched, now, quiet)
@@ -285,7 +333,7 @@ class Pipeline:
             and not _rebaselines(latest, metadata)
         ):
             return self._unchanged(watch, fetched, now, CheckOutcome.UNCHANGED)
-        capture = _Capture(watch, fetched, now, snap, content, sha, metadata)
+        capture = _Capture(watch, fetched, now, snap, content, sha, metadata, warc)
         return self._new_version(capture, latest)
 
     def _new_version(self, capture: _Capture, latest: VersionRecord | None) -> CheckResult:
@@ -316,6 +364,8 @@ class Pipeline:
         )
         planned = self._plan(change, watch, now) if change is not None else []
         self._guard()
+        if capture.warc is not None and self.warc is not None:
+            self.warc.sync()  # the version will name its record
         with self._archived(watch, relative, snap), self.store.transaction() as tx:
             version = tx.add_version(
                 watch.id,
@@ -328,6 +378,8 @@ class Pipeline:
                 archive_path=relative.as_posix() if relative is not None else None,
                 page_metadata=capture.metadata,
                 base_text=snapshot_mod.content_text(old_snap) if old_snap is not None else None,
+                warc=_evidence(capture.warc),
+                url=watch.url,
             )
             change_id = None
             if change is not None and latest is not None:
@@ -574,6 +626,7 @@ class Pipeline:
         """An unchanged check handed to ``sink`` (on the event loop), which
         writes it and releases the watch later; lost in a crash, it is simply
         checked again once its lease runs out."""
+        self._recorded(watch, fetched)
         quiet = self._quiet(watch, fetched, now, outcome)
         self._guard()
         sink(quiet)

@@ -118,6 +118,15 @@ def _contact(text: str) -> str:
     return value
 
 
+def switch(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("on", "true", "yes", "1"):
+        return True
+    if value in ("off", "false", "no", "0"):
+        return False
+    raise WatcherError("use on or off")
+
+
 def _source_interval(text: str) -> float:
     seconds = parse_duration(text)
     if seconds < 60:
@@ -197,6 +206,11 @@ SPECS: tuple[Spec, ...] = (
          parse_duration),
     Spec("log_format", "WATCHER_LOG_FORMAT", "text", "Log format: text or json."),
     Spec("log_level", "WATCHER_LOG_LEVEL", "INFO", "Log level."),
+    Spec("warc", "WATCHER_WARC", "on",
+         "Write every fetch, as received, to WARC files in the data folder's warc/ "
+         "(on or off).", switch),
+    Spec("warc_size", "WATCHER_WARC_SIZE", "100MB",
+         "Start a new WARC file once the current one passes this size.", _size),
 )  # fmt: skip
 
 
@@ -209,6 +223,7 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     "check_retention": (1, 10_000_000),
     "max_body": (1, 1024**4),
     "delivery_attempts": (1, 100),
+    "warc_size": (1024 * 1024, 1024**4),
 }
 #: Durations that must be more than zero: a zero timeout fails every fetch, a
 #: zero poll spins, a zero interval hammers the site.
@@ -330,6 +345,8 @@ class FetchSettings:
     backoff_max_s: float
     #: Host names and CIDR ranges fetched although not public (WATCHER_ALLOW_HOSTS).
     allow_hosts: tuple[str, ...] = ()
+    #: Keep every request and response as received, for the WARC log (WATCHER_WARC).
+    record: bool = False
 
     @property
     def worst_case_s(self) -> float:
@@ -365,6 +382,8 @@ class Settings:
     delivery_backoff: float
     log_format: str
     log_level: str
+    warc: bool
+    warc_size: int
     #: The parsed config file (channels, routes, sources, site rules); its
     #: settings are already merged into the fields above.
     config: Config = field(default_factory=Config, compare=False)
@@ -422,11 +441,16 @@ class Settings:
             backoff_base_s=self.retry_backoff,
             backoff_max_s=self.retry_backoff_max,
             allow_hosts=self.allow_hosts,
+            record=self.warc,
         )
 
     @property
     def archive_dir(self) -> Path:
         return self.home / "archive"
+
+    @property
+    def warc_dir(self) -> Path:
+        return self.home / "warc"
 
     @property
     def reports_dir(self) -> Path:

@@ -28,7 +28,7 @@ from watcher.store.tables import Base
 def test_upgrade_from_empty_to_head_then_check_passes(db_url: str) -> None:
     assert current_revision(db_url) is None
     upgrade(db_url)
-    assert current_revision(db_url) == head_revision() == HEAD == "0005"
+    assert current_revision(db_url) == head_revision() == HEAD == "0006"
     upgrade(db_url)  # idempotent
     engine = open_engine(db_url)
     try:
@@ -44,7 +44,7 @@ def test_check_schema_refuses_empty_database(db_url: str) -> None:
             check_schema(engine)
     finally:
         engine.dispose()
-    assert "this watcher needs 0005" in str(info.value)
+    assert "this watcher needs 0006" in str(info.value)
 
 
 def test_check_schema_refuses_unknown_revision(db_url: str) -> None:

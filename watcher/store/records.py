@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any, Final
 
+from watcher.evidence import Evidence
 from watcher.models import TimeBasis
 
 
@@ -124,6 +125,8 @@ class VersionRecord:
     archive_path: str | None
     page_metadata: dict[str, Any] = field(compare=False)
     created_at: int
+    #: Snapshot hash, WARC record and hash chain (watcher/evidence.py).
+    evidence: Evidence = field(default=Evidence(), compare=False)
 
     @property
     def time_basis(self) -> TimeBasis:

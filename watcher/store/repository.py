@@ -29,6 +29,7 @@ SQLAlchemy errors never leave this module: they become
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -63,8 +64,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.dml import Update
 
-from watcher import snapshot
+from watcher import evidence, snapshot
 from watcher.errors import StoreError
+from watcher.evidence import Evidence
 from watcher.models import Change, Snapshot, change_to_dict
 from watcher.store import codec
 from watcher.store.engine import error_detail, open_engine
@@ -649,8 +651,15 @@ class Repository(OutboxRepository, SourcesRepository):
         created_at: int | None = None,
         seq: int | None = None,
         base_text: str | None = None,
+        warc: Evidence | None = None,
+        url: str | None = None,
     ) -> VersionRecord:
-        """Store the next version of a watch (seq = previous + 1).
+        """Store the next version of a watch (seq = previous + 1), chained to
+        the previous one (watcher/evidence.py).
+
+        ``warc``: where the fetch's WARC response record lies (its ``warc_*``
+        fields). ``url``: the watch's URL, when the caller has it at hand
+        (else it is read), for the chain entry.
 
         ``base_text``: the previous version's content text, when the caller
         has it at hand (the daemon diffed against it): used as the delta's
@@ -679,6 +688,16 @@ class Repository(OutboxRepository, SourcesRepository):
             if seq is None:
                 seq = (previous.seq if previous is not None else 0) + 1
             metadata = dict(page_metadata or {})
+            proof = _chained(
+                s,
+                watch_id,
+                url,
+                seq=seq,
+                captured_at=captured_at,
+                content_text=content_text,
+                warc=warc or Evidence(),
+                previous=previous,
+            )
             values: dict[str, Any] = {
                 "watch_id": watch_id,
                 "seq": seq,
@@ -696,9 +715,14 @@ class Repository(OutboxRepository, SourcesRepository):
             # the statement itself on this hot path.
             version_id = s.execute(
                 _INSERT_VERSION,
-                {**values, "page_metadata": {} if holder else metadata, "metadata_seq": holder},
+                {
+                    **values,
+                    **dataclasses.asdict(proof),
+                    "page_metadata": {} if holder else metadata,
+                    "metadata_seq": holder,
+                },
             ).scalar_one()
-            return VersionRecord(id=version_id, **values)
+            return VersionRecord(id=version_id, **values, evidence=proof)
 
     def get_version(self, version_id: int) -> VersionRecord | None:
         with self._session() as s:
@@ -1293,6 +1317,54 @@ def _summary(row: Watch, version_count: int, latest_title: str | None) -> WatchS
     )
 
 
+def _chained(
+    s: Session,
+    watch_id: int,
+    url: str | None,
+    *,
+    seq: int,
+    captured_at: int,
+    content_text: str,
+    warc: Evidence,
+    previous: Any,
+) -> Evidence:
+    """The evidence columns of a new version: its snapshot hash, ``warc``'s
+    record, and its chain entry after ``previous`` (the watch's latest row)."""
+    if url is None:
+        url = s.scalar(select(Watch.url).where(Watch.id == watch_id)) or ""
+    snapshot_sha = evidence.snapshot_sha256(content_text, captured_at)
+    prev = previous.chain_hash if previous is not None else None
+    prev = prev or evidence.GENESIS
+    return dataclasses.replace(
+        warc,
+        snapshot_sha256=snapshot_sha,
+        prev_hash=prev,
+        chain_hash=evidence.chain_hash(
+            url=url,
+            seq=seq,
+            captured_at=captured_at,
+            snapshot_sha256=snapshot_sha,
+            warc_sha256=warc.warc_sha256,
+            prev_hash=prev,
+        ),
+    )
+
+
+def _evidence(row: Any) -> Evidence:
+    if row.chain_hash is None:
+        return Evidence()
+    return Evidence(
+        snapshot_sha256=row.snapshot_sha256,
+        warc_file=row.warc_file,
+        warc_offset=row.warc_offset,
+        warc_length=row.warc_length,
+        warc_record_id=row.warc_record_id,
+        warc_sha256=row.warc_sha256,
+        prev_hash=row.prev_hash,
+        chain_hash=row.chain_hash,
+    )
+
+
 def _version(row: Any, metadata: dict[str, Any] | None) -> VersionRecord:
     """A record of a versions row (a mapped Version or a Core row of its columns)."""
     return VersionRecord(
@@ -1307,6 +1379,7 @@ def _version(row: Any, metadata: dict[str, Any] | None) -> VersionRecord:
         archive_path=row.archive_path,
         page_metadata=dict(metadata or {}),
         created_at=row.created_at,
+        evidence=_evidence(row),
     )
 
 

@@ -159,6 +159,19 @@ class Version(Base):
     #: earlier one; ``page_metadata`` is then ``{}``): consecutive versions
     #: mostly share it, and a ticking page would store it once an hour.
     metadata_seq: Mapped[int | None] = mapped_column(Integer)
+    #: The evidence (NULL on versions stored before 0006): SHA-256 of the
+    #: snapshot file (what ``watcher export`` writes), the fetch's WARC
+    #: response record and the SHA-256 of its bytes, and the hash chain:
+    #: ``chain_hash`` covers these, the seq, the time and ``prev_hash`` (the
+    #: previous version's ``chain_hash``). See watcher/evidence.py.
+    snapshot_sha256: Mapped[str | None] = mapped_column(String(64))
+    warc_file: Mapped[str | None] = mapped_column(String(255))
+    warc_offset: Mapped[int | None] = mapped_column(BigInteger)
+    warc_length: Mapped[int | None] = mapped_column(Integer)
+    warc_record_id: Mapped[str | None] = mapped_column(String(64))
+    warc_sha256: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    chain_hash: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         UniqueConstraint("watch_id", "seq", name="uq_versions_watch_id_seq"),
