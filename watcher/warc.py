@@ -425,7 +425,8 @@ def export(
         for offset, length, headers in _scan(path):
             kind = headers.get("WARC-Type")
             record_id = headers.get("WARC-Record-ID", "")
-            by_id[record_id] = (path, offset, length)
+            if kind == "response":  # what a revisit may refer to
+                by_id[record_id] = (path, offset, length)
             if kind == "warcinfo":
                 continue
             if url is not None and not _same_fetch(headers, url):
@@ -440,11 +441,11 @@ def export(
         if ref in by_id:
             kept.insert(0, by_id[ref])
     target.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
     name = f"watcher-export-{stamp}{SUFFIX}"
     out_path = target / name
     written = 0
-    with open(out_path, "wb") as out:
+    with open(out_path, "xb") as out:  # never over an earlier export
         for path, offset, length in kept:
             member = read_member(path.parent, path.name, offset, length)
             if member is None:
