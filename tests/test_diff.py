@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import CORPUS, DISPUTED_LABELS
 from watcher import snapshot
-from watcher.diff import diff_snapshots
-from watcher.models import Change, Snapshot, Verdict, change_to_dict
+from watcher.diff import classify, diff_snapshots
+from watcher.models import Change, Snapshot, Verdict, change_from_dict, change_to_dict
 from watcher.report import render_text
 
 LEAD = "预计将持续数个小时。"
@@ -750,3 +750,61 @@ def test_links_that_differ_only_by_fragment_lead_to_the_same_pages(corpus: Path)
     """a019: fourteen list links renumbered their #anchors; the pages are the same."""
     change = _pair("a019")
     assert change.verdict is Verdict.NOISE and "link_changed" not in _kinds(change)
+
+
+# -- undisclosed edits -------------------------------------------------------------
+STATED = {"published_time": "2021-11-16T01:00:00Z", "modified_time": "2021-11-16T02:00:00Z"}
+
+
+def _classified(
+    old: Snapshot, new: Snapshot, old_meta: dict[str, str], new_meta: dict[str, str]
+) -> Change:
+    return classify(old, new, old_metadata=old_meta, new_metadata=new_meta)
+
+
+def test_an_edit_under_the_same_stated_modified_time_is_undisclosed(seed: Snapshot) -> None:
+    change = _classified(seed, _edit(seed, LEAD, "预计将持续三个小时。"), STATED, STATED)
+    assert change.undisclosed == "2021-11-16T02:00:00Z"
+    assert change.summary == "undisclosed edit: 1 paragraph edited"
+    assert change_to_dict(change)["undisclosed"] == "2021-11-16T02:00:00Z"
+    text = render_text(change)
+    assert "Undisclosed: the text changed, but the page still states 2021-11-16T02:00:00Z" in text
+
+
+def test_a_new_modified_time_discloses_the_edit(seed: Snapshot) -> None:
+    later = {**STATED, "modified_time": "2021-11-16T03:00:00Z"}
+    change = _classified(seed, _edit(seed, LEAD, "预计将持续三个小时。"), STATED, later)
+    assert change.undisclosed is None
+    assert change.summary.startswith("1 paragraph edited")
+    assert "undisclosed" not in change_to_dict(change)
+
+
+@pytest.mark.parametrize(
+    "note",
+    [
+        "<p>更正：本文早前版本误称会晤持续数个小时。</p>",
+        "<p>Correction: an earlier version misstated the length.</p>",
+        "<p>编者按：本文已更新。</p>",
+    ],
+)
+def test_a_correction_note_discloses_the_edit(seed: Snapshot, note: str) -> None:
+    edited = _edit(seed, LEAD, "预计将持续三个小时。" + "</p>" + note.removesuffix("</p>"))
+    change = _classified(seed, edited, STATED, STATED)
+    assert change.significant
+    assert change.undisclosed is None
+
+
+def test_noise_and_pages_that_state_no_time_are_never_marked(seed: Snapshot) -> None:
+    ticked = _edit(seed, "14 分钟前", "1 小时前", captured_at=seed.captured_at + 62 * MINUTE)  # type: ignore[operator]
+    assert _classified(seed, ticked, STATED, STATED).undisclosed is None
+    edited = _edit(seed, LEAD, "预计将持续三个小时。")
+    assert _classified(seed, edited, {}, {}).undisclosed is None  # claims nothing
+    only_published = {"published_time": "2021-11-16T01:00:00Z"}
+    change = _classified(seed, edited, only_published, only_published)
+    assert change.undisclosed == "2021-11-16T01:00:00Z"  # still "as published"
+
+
+def test_the_flag_survives_the_change_record(seed: Snapshot) -> None:
+    change = _classified(seed, _edit(seed, LEAD, "预计将持续三个小时。"), STATED, STATED)
+    record = json.loads(json.dumps(change_to_dict(change)))
+    assert change_from_dict(record) == change

@@ -226,6 +226,42 @@ def test_paragraph_edit_is_significant_reported_and_marked(env: Env) -> None:
     assert env.watch(url).last_change_at == env.clock()
 
 
+class DatedNewsroom(Newsroom):
+    """The newsroom's page stating a modified time in its <head>, as news sites do."""
+
+    modified = "2021-11-16T02:00:00Z"
+
+    def page(self) -> str:
+        meta = f'<meta property="article:modified_time" content="{self.modified}">'
+        return super().page().replace("</head>", meta + "</head>", 1)
+
+
+def test_an_edit_under_an_unchanged_modified_time_is_reported_as_undisclosed(env: Env) -> None:
+    room = DatedNewsroom(title=SEED.title, main=SEED.body, url=env.site.url(ARTICLE))
+    env.site.route(ARTICLE, room.respond)
+    url = env.add(ARTICLE)
+    env.check(url)
+    env.clock.advance(30)
+    room.edit(LEAD, NEW_LEAD)
+    env.check(url)
+    [change] = env.changes(url)
+    assert change.summary == "undisclosed edit: 1 paragraph edited"
+    assert change.record["undisclosed"] == DatedNewsroom.modified
+    md, html = (env.settings.reports_dir / p for p in report_paths(url, 2))
+    assert "**Undisclosed edit:** the text changed, but the page still states" in md.read_text(
+        encoding="utf-8"
+    )
+    assert "<dt>Undisclosed edit</dt>" in html.read_text(encoding="utf-8")
+    # the next edit comes with a new modified time: disclosed, not marked
+    env.clock.advance(30)
+    room.modified = "2021-11-16T03:00:00Z"
+    room.edit(NEW_LEAD, "预计将持续约四个小时。")
+    env.check(url)
+    latest = env.changes(url)[-1]
+    assert latest.summary.startswith("1 paragraph edited")  # (noise: metadata changed)
+    assert "undisclosed" not in latest.record
+
+
 def test_404_is_gone_and_a_later_200_is_reappeared(env: Env) -> None:
     room = newsroom(env)
     url = env.add(ARTICLE)

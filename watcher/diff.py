@@ -143,6 +143,7 @@ def classify(
         basis=basis,
         boilerplate=boilerplate,
     )
+    change = disclosed(change, old_metadata, new_metadata)
     extra: list[ChangeItem] = []
     if reappeared_at is not None:
         extra.append(ChangeItem(ChangeKind.REAPPEARED, True, "article", None, reappeared_at))
@@ -161,6 +162,56 @@ def classify(
             )
         )
     return extend(change, extra) if extra else change
+
+
+#: Edits of what the article says (moves are not: the words are the same).
+_TEXT_EDITS = frozenset({
+    ChangeKind.TITLE,
+    ChangeKind.PARAGRAPH_EDITED, ChangeKind.PARAGRAPH_ADDED, ChangeKind.PARAGRAPH_REMOVED,
+    ChangeKind.HEADING_EDITED, ChangeKind.HEADING_ADDED, ChangeKind.HEADING_REMOVED,
+    ChangeKind.LIST_ITEM_EDITED, ChangeKind.LIST_ITEM_ADDED, ChangeKind.LIST_ITEM_REMOVED,
+    ChangeKind.QUOTE_EDITED, ChangeKind.QUOTE_ADDED, ChangeKind.QUOTE_REMOVED,
+})  # fmt: skip
+#: How a newsroom owns up to an edit in the text itself: a correction, an
+#: update or an editor's note (Chinese and English newsroom wording).
+_DISCLOSURE = re.compile(
+    r"更正|勘误|订正|修正|编者按|编者注|本文(?:已|于|曾)?(?:更新|修改|修订)|更新[:：]|修订[:：]"
+    r"|最[近后後]更新|更新[时時]间"
+    r"|\bcorrect(?:ion|ed)\b|\bclarification\b|\beditor'?s note\b|\bupdated?\s*:|\bamended\b",
+    re.IGNORECASE,
+)
+UNDISCLOSED = "undisclosed edit"
+
+
+def disclosed(
+    change: Change, old_metadata: dict[str, Any] | None, new_metadata: dict[str, Any] | None
+) -> Change:
+    """``change``, marked as an undisclosed edit when its article text was
+    significantly edited while the page still states the same modified time
+    (or, stating none, the same publication time) and nothing the change
+    brought in (an edited or added block, a time line) is a correction or
+    update note. A page that states no time at all is not marked: it claims
+    nothing an edit could contradict. Imported versions carry no page
+    metadata (their stated time is what the source system wrote, often a
+    feed's publication date), so they are never marked."""
+    edits = [i for i in change.items if i.significant and i.kind in _TEXT_EDITS]
+    if not edits:
+        return change
+    stated = _stated_time(new_metadata)
+    if stated is None or stated != _stated_time(old_metadata):
+        return change
+    if any(isinstance(i.after, str) and _DISCLOSURE.search(i.after) for i in change.items):
+        return change
+    return dataclasses.replace(
+        change, undisclosed=stated, summary=f"{UNDISCLOSED}: {change.summary}"
+    )
+
+
+def _stated_time(metadata: dict[str, Any] | None) -> str | None:
+    if not metadata:
+        return None
+    value = metadata.get("modified_time") or metadata.get("published_time")
+    return str(value) if value else None
 
 
 def removal(
@@ -445,11 +496,12 @@ def extend(change: Change, items: list[ChangeItem], *, replace: bool = False) ->
     verdict and summary follow. The pipeline adds gone/reverted/redirected."""
     if not replace:
         items = list(change.items) + items
+    summary = summarise(items)
     return dataclasses.replace(
         change,
         items=tuple(items),
         verdict=_verdict(items),
-        summary=summarise(items),
+        summary=f"{UNDISCLOSED}: {summary}" if change.undisclosed else summary,
     )
 
 

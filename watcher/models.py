@@ -316,6 +316,9 @@ class Change:
     summary: str
     basis_before: TimeBasis = TimeBasis.CAPTURED
     basis_after: TimeBasis = TimeBasis.CAPTURED
+    #: An undisclosed edit: the text changed, yet the page still states this
+    #: modified (or published) time and carries no new correction note.
+    undisclosed: str | None = None
 
     @property
     def significant(self) -> bool:
@@ -343,6 +346,8 @@ def change_to_dict(change: Change) -> dict[str, Any]:
         "verdict": Verdict(change.verdict).value,
         "summary": change.summary,
         "time_basis": [change.basis_before.value, change.basis_after.value],
+        # only when set: records of other changes stay as they were
+        **({"undisclosed": change.undisclosed} if change.undisclosed else {}),
         "items": [_item_to_dict(item) for item in change.items],
     }
 
@@ -397,6 +402,7 @@ def change_from_dict(data: dict[str, Any]) -> Change:
             summary=data.get("summary", ""),
             basis_before=TimeBasis(before),
             basis_after=TimeBasis(after),
+            undisclosed=data.get("undisclosed") or None,
         )
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise ChangeRecordError(f"unreadable change record: {exc!r}") from exc

@@ -109,6 +109,8 @@ class _ReportView:
     summary: str
     items: tuple[_ItemView, ...]
     noise: tuple[_NoiseGroup, ...]
+    #: Set on an undisclosed edit: the sentence that says so.
+    undisclosed: str | None = None
 
     @property
     def noise_summary(self) -> str:
@@ -139,6 +141,12 @@ def _view(change: Change, tz: str) -> _ReportView:
         summary=change.summary,
         items=tuple(significant),
         noise=_noise_groups(noise),
+        undisclosed=(
+            f"the text changed, but the page still states {change.undisclosed} "
+            "and carries no correction note"
+            if change.undisclosed
+            else None
+        ),
     )
 
 
@@ -428,6 +436,11 @@ def render_text(change: Change, *, tz: str = "UTC", color: bool = False) -> str:
         f"{paint('After:', 'bold')}    {view.captured_after}{_stated(view.time_after)}",
         f"{paint('Verdict:', 'bold')}  {verdict}",
         f"{paint('Summary:', 'bold')}  {segs([('=', view.summary)])}",
+        *(
+            [f"{paint('Undisclosed:', 'bold')} {segs([('=', view.undisclosed)])}"]
+            if view.undisclosed
+            else []
+        ),
         "",
     ]
     if not view.items:
@@ -502,6 +515,7 @@ def render_markdown(change: Change, *, tz: str = "UTC") -> str:
         f"- **{view.time_after} after:** {_md_escape(view.captured_after)}",
         f"- **Verdict:** {_md_escape(view.verdict)}",
         f"- **Summary:** {_md_escape(view.summary)}",
+        *([f"- **Undisclosed edit:** {_md_escape(view.undisclosed)}"] if view.undisclosed else []),
         "",
         "## Changes",
         "",
@@ -669,6 +683,8 @@ def _html_meta(view: _ReportView) -> list[str]:
         ("Verdict", f'<span class="verdict verdict-{verdict_class}">{_h(view.verdict)}</span>'),
         ("Summary", _h(view.summary)),
     ]
+    if view.undisclosed:
+        meta.append(("Undisclosed edit", _h(view.undisclosed)))
     return [f"<dt>{name}</dt><dd>{value}</dd>" for name, value in meta]
 
 
