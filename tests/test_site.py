@@ -79,7 +79,8 @@ def store_history(store: Store, url: str, snaps: list[Snapshot]) -> WatchRecord:
                 http_status=200,
                 final_url=s.url,
                 title=s.title,
-                archive_path=None,
+                # every version here is one people read (a first or an edit): it has a file
+                archive_path=archive.version_path(url, s.captured_at).as_posix(),
             )
             if previous is not None:
                 change = diff_snapshots(previous[0], s)
@@ -243,7 +244,9 @@ def test_a_built_site_has_every_page_and_every_link_resolves(store: Store, tmp_p
     hostile = hostile_history(store, "https://news.example/world/hostile", 1_700_100_000_000)
     root = tmp_path / "site"
     written = site.build_site(store, root)
-    expected = {"index.html", "recent.html", "feed.atom", "articles/1.html", "articles/2.html"}
+    expected = {"index.html", "recent.html", "feed.atom", "articles/1.html", "articles/2.html",
+                "articles/1/v1.html", "articles/1/v2.html", "articles/2/v1.html",
+                "articles/2/v2.html"}  # fmt: skip
     assert {p.relative_to(root).as_posix() for p in written} == expected
     assert {calm.id, hostile.id} == {1, 2}
     parsed = pages(root)
@@ -272,7 +275,7 @@ def test_the_index_lists_title_site_versions_last_change_and_state(
     row = re.search(r'<tr data-state="active"><td><a href="articles/1.html">.*?</tr>', index)
     assert row is not None
     assert "Calm headline" in row.group() and "news.example" in row.group()
-    assert '<td class="num">2</td>' in row.group()
+    assert '<td class="num" data-label="Versions">2</td>' in row.group()
     assert "2023-11-14 22:23 UTC" in row.group() and "1 paragraph edited" in row.group()
     assert "https://other.example/new" in index  # no version yet: the URL stands in
     # A watch without versions still gets a page, so its index link resolves.
@@ -319,12 +322,12 @@ def test_pages_are_self_contained_with_a_strict_csp(store: Store, tmp_path: Path
                 assert attrs.get("rel") == "alternate", (path, attrs)
         text = (tmp_path / path).read_text("utf-8")
         assert "@import" not in text and "url(" not in text
-        if path == Path("index.html"):
-            assert len(page.scripts) == 1
-            digest = hashlib.sha256(page.scripts[0].encode()).digest()
-            assert f"'sha256-{base64.b64encode(digest).decode()}'" in policy
-        else:
-            assert page.scripts == [] and "script-src 'none'" in policy
+        # one script per page, admitted by its hash alone: the local-time
+        # rewrite of <time> stamps (and on the index, sorting and filters)
+        assert len(page.scripts) == 1, path
+        digest = hashlib.sha256(page.scripts[0].encode()).digest()
+        assert f"script-src 'sha256-{base64.b64encode(digest).decode()}';" in policy
+        assert ("sortBy" in page.scripts[0]) == (path == Path("index.html"))
 
 
 def test_archived_content_is_escaped_everywhere(store: Store, tmp_path: Path) -> None:
@@ -527,7 +530,7 @@ def test_the_first_update_builds_the_whole_site_and_new_watches_get_pages(
     change = change_from_dict(store.changes(calm.id)[-1].record)
     write_reports(settings, calm.url, 2, change, store=store)
     root = site.site_dir(settings)
-    assert {p.name for p in (root / "articles").iterdir()} == {"1.html", "2.html"}
+    assert {p.name for p in (root / "articles").iterdir()} == {"1.html", "2.html", "1", "2"}
     assert (root / "feed.atom").is_file()
     # A watch added later gets its page on the next update, nothing else is redone.
     store.add_watch("https://news.example/world/new", site="news.example", now_ms=base)
@@ -535,6 +538,36 @@ def test_the_first_update_builds_the_whole_site_and_new_watches_get_pages(
     write_reports(settings, calm.url, 2, change, store=store)
     site_writes = sorted(p for p in write_log if p.startswith("site/"))
     assert site_writes == ["site/articles/3.html", "site/index.html"]
+
+
+def test_each_version_people_read_has_a_page_of_its_own_text(store: Store, tmp_path: Path) -> None:
+    calm = calm_history(store, "https://news.example/world/calm", 1_700_000_000_000)
+    site.build_site(store, tmp_path)
+    first = (tmp_path / "articles" / str(calm.id) / "v1.html").read_text("utf-8")
+    second = (tmp_path / "articles" / str(calm.id) / "v2.html").read_text("utf-8")
+    assert "<p>The minister said the talks went well today.</p>" in first
+    assert "went badly" not in first
+    assert "went badly" in second and 'href="v1.html"' in second  # the version before
+    assert f'href="../{calm.id}.html#v2"' in second
+    article = (tmp_path / "articles" / f"{calm.id}.html").read_text("utf-8")
+    assert f'<a href="{calm.id}/v1.html">v1</a>' in article
+    assert f'<a href="{calm.id}/v2.html">v2</a>' in article
+    # times: one UTC stamp per cell, which the page's script shows in the reader's zone
+    assert '<time class="when" datetime="2023-11-14T22:13:20Z">2023-11-14 22:13 UTC</time>' in (
+        article
+    )
+
+
+def test_a_takedown_links_the_last_version_people_read(demo_home: tuple[Settings, str]) -> None:
+    settings, _ = demo_home
+    root = site.site_dir(settings)
+    article = (root / "articles" / "1.html").read_text("utf-8")
+    # v2 was noise only (a relative time ticked): it reads as v1 and has no page
+    assert "<td>v2</td>" in article and not (root / "articles" / "1" / "v2.html").exists()
+    link = '<a href="1/v4.html">the last version people read: v4</a>'
+    assert article.count(link) == 2  # the timeline's takedown row and the takedown report
+    last = (root / "articles" / "1" / "v4.html").read_text("utf-8")
+    assert "白宫表示" in last
 
 
 def test_the_daemon_keeps_the_data_folder_site_current(demo_home: tuple[Settings, str]) -> None:
@@ -578,7 +611,8 @@ def test_a_rebuild_removes_pages_of_removed_watches(store: Store, tmp_path: Path
     (tmp_path / "articles" / "notes.html").write_text("mine")
     store.remove_watch(other.url)
     site.build_site(store, tmp_path)
-    assert {p.name for p in (tmp_path / "articles").iterdir()} == {"1.html", "notes.html"}
+    # its version pages' folder too; files not the site's own are left alone
+    assert {p.name for p in (tmp_path / "articles").iterdir()} == {"1.html", "1", "notes.html"}
 
 
 # -- the report fragment -------------------------------------------------------------------
@@ -659,9 +693,11 @@ def test_watcher_site_builds_a_site_anywhere(
     target = tmp_path / "public"
     result = runner.invoke(main, ["--home", str(settings.home), "site", str(target)])
     assert result.exit_code == 0, result.output
-    assert "4 files written" in result.output
+    # index, recent, feed, the article page and its three versions people read
+    assert "7 files written" in result.output
     assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()) == [
-        "articles/1.html", "feed.atom", "index.html", "recent.html",
+        "articles/1.html", "articles/1/v1.html", "articles/1/v3.html", "articles/1/v4.html",
+        "feed.atom", "index.html", "recent.html",
     ]  # fmt: skip
     daemon_site = site.site_dir(settings)
     assert (target / "index.html").read_bytes() == (daemon_site / "index.html").read_bytes()

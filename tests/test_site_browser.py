@@ -14,6 +14,7 @@ installs chromium; Playwright comes with the `test` extra).
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -197,7 +198,11 @@ def test_every_link_on_the_site_leads_to_a_page_that_exists(
         hrefs = tab.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
         todo += [h.split("#")[0] for h in hrefs if h.startswith(served.origin)]
     assert served.url("site/feed.atom") in seen and served.url("site/recent.html") in seen
-    assert len([u for u in seen if "/articles/" in u]) == 3
+    articles = [u for u in seen if re.search(r"/articles/\d+\.html$", u)]
+    versions = [u for u in seen if re.search(r"/articles/\d+/v\d+\.html$", u)]
+    assert len(articles) == 3
+    # demo: the first, an edit, an insertion; calm and hostile: first and edit
+    assert len(versions) == 3 + 2 + 2
     recorder.assert_clean()
 
 
@@ -253,7 +258,9 @@ def test_archived_script_handlers_and_javascript_links_stay_inert(
     tab, recorder = page
     tab.goto(served.url(f"site/articles/{served.hostile_id}.html"))
     assert tab.locator("h1").inner_text() == HOSTILE_TITLE  # shown as text
-    assert tab.evaluate("() => document.scripts.length") == 0
+    # one script: the site's own (local times), none of the archived page's
+    scripts = tab.evaluate("() => Array.from(document.scripts, s => s.text)")
+    assert len(scripts) == 1 and "time[datetime]" in scripts[0]
     assert tab.locator('a[href^="javascript:" i]').count() == 0
     assert tab.locator("[onerror], [onload], [onclick]").count() == 0
     inert = tab.locator("span.url", has_text="javascript:window.__pwned=1").first
@@ -288,3 +295,69 @@ def test_the_site_works_opened_from_the_folder(browser: Any, served: Served) -> 
         recorder.assert_clean()
     finally:
         context.close()
+
+
+def _site_pages(served: Served) -> list[str]:
+    site_root = served.root / "site"
+    return sorted(p.relative_to(site_root).as_posix() for p in site_root.rglob("*.html"))
+
+
+@pytest.mark.parametrize(("width", "height"), [(390, 844), (1280, 800)])
+def test_no_page_overflows_sideways_on_a_phone_or_a_desktop(
+    browser: Any, served: Served, width: int, height: int
+) -> None:
+    context = browser.new_context(viewport={"width": width, "height": height})
+    try:
+        tab = context.new_page()
+        pages = _site_pages(served)
+        assert len(pages) >= 10
+        for path in pages:
+            tab.goto(served.url("site/" + path))
+            scroll, inner = tab.evaluate(
+                "() => [document.documentElement.scrollWidth, window.innerWidth]"
+            )
+            assert scroll <= inner, f"{path} is {scroll} px wide at {width} px"
+    finally:
+        context.close()
+
+
+def test_a_version_page_shows_what_the_article_said_then(
+    page: tuple[Any, Recorder], served: Served
+) -> None:
+    tab, recorder = page
+    tab.goto(served.url(f"site/articles/{served.calm_id}.html"))
+    tab.click("text=v1")
+    assert tab.url.endswith(f"/articles/{served.calm_id}/v1.html")
+    text = tab.inner_text("article.version")
+    assert "went well" in text and "went badly" not in text
+    tab.goto(served.url(f"site/articles/{served.hostile_id}/v2.html"))
+    tab.wait_for_load_state("networkidle")
+    assert not pwned(tab)
+    assert "<script>" in tab.inner_text("h1")  # the hostile title, shown as text
+    recorder.assert_clean()
+
+
+def test_times_read_in_the_readers_zone_and_in_utc_without_javascript(
+    browser: Any, served: Served
+) -> None:
+    url = served.url(f"site/articles/{served.calm_id}.html")
+    shanghai = browser.new_context(timezone_id="Asia/Shanghai", locale="en-US")
+    try:
+        tab = shanghai.new_page()
+        tab.goto(url)
+        stamps = tab.eval_on_selector_all("time", "ts => ts.map(t => [t.textContent, t.title])")
+        assert stamps
+        for shown, utc in stamps:
+            assert "GMT+8" in shown and utc.endswith(" UTC")  # one local time, UTC on hover
+    finally:
+        shanghai.close()
+    no_js = browser.new_context(java_script_enabled=False)
+    try:
+        tab = no_js.new_page()
+        tab.goto(url)
+        shown = tab.eval_on_selector_all("time", "ts => ts.map(t => t.textContent)")
+        assert shown and all(text.endswith(" UTC") for text in shown)
+        tab.goto(served.url("site/index.html"))
+        assert not tab.is_visible("#filters")  # the filters need JavaScript: hidden without
+    finally:
+        no_js.close()

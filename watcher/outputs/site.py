@@ -6,12 +6,16 @@ Layout (relative to the site folder; ``$WATCHER_HOME/site`` for the daemon)::
                           significant change, state; sortable and filterable
     articles/<id>.html    one article: version timeline, every change rendered
                           by the report module (noise-only changes collapsed)
+    articles/<id>/v<N>.html  the article as version N read, rebuilt from its
+                          parsed blocks (reading.py): for each version people
+                          read (the first, and each a significant change led to)
     recent.html           the newest significant changes over all articles
     feed.atom             the same changes as an Atom 1.0 feed
 
 Nothing is fetched from anywhere: CSS is inline, images are shown as links,
 and every page carries a CSP of ``default-src 'none'`` that admits only its
-own ``<style>`` and (on the index) its own ``<script>``, by hash. Archived
+own ``<style>`` and its own ``<script>``, by hash. Every time is a ``<time>``
+in UTC that the script rewrites in the reader's own zone (UTC without JS). Archived
 text is escaped by the report module's rules, so even content that slipped
 past escaping could not run script.
 
@@ -24,6 +28,7 @@ content is already current, so a rebuild does not disturb mirrors or caches.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
 import re
@@ -32,15 +37,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from watcher import archive
+from watcher.article import parse_article
 from watcher.errors import ChangeRecordError
 from watcher.models import Change, Verdict, change_from_dict
 from watcher.outputs.atom import FeedEntry, FeedInfo, render_atom, tag_uri
+from watcher.outputs.reading import READING_CSS, render_article_html
 from watcher.report import (
     HTML_CSS,
-    format_time,
     html_escape,
     html_link,
     render_html_fragment,
@@ -66,6 +71,7 @@ FEED = Path("feed.atom")
 ARTICLES = Path("articles")
 
 _ARTICLE_FILE = re.compile(r"^(\d+)\.html$")
+_VERSION_FILE = re.compile(r"^v(\d+)\.html$")
 
 _SITE_CSS = """
 main.wide{max-width:72rem}
@@ -80,6 +86,7 @@ th[aria-sort=descending] button::after{content:" ▼"}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .muted,.when{color:var(--muted);font-size:.9em}
 .filters{display:flex;gap:.75rem;flex-wrap:wrap;align-items:center;margin:0 0 1rem}
+.filters[hidden]{display:none}
 .filters input,.filters select{font:inherit;padding:.25rem .5rem}
 .state{font-size:.85em;border:1px solid var(--line);border-radius:4px;padding:0 .35rem}
 section.change,details.change{margin:1.5rem 0;border-top:1px solid var(--line);padding-top:.75rem}
@@ -88,8 +95,38 @@ details.change{border:1px solid var(--line);border-radius:6px;padding:.5rem .9re
 .change-report dl{font-size:.92em}
 ol.recent{padding-left:1.25rem}
 ol.recent li{margin:0 0 .9rem}
+main{overflow-wrap:anywhere}
+.filters input{min-width:0;flex:1 1 12rem}
+@media (max-width:40rem){
+main{padding:1rem .8rem 2rem}
+dl{grid-template-columns:1fr}dd{margin:0 0 .4rem}
+table.cards thead{display:none}
+table.cards tr{display:block;border-bottom:1px solid var(--line);padding:.45rem 0}
+table.cards td{display:block;border:0;padding:.05rem 0}
+table.cards td.num{text-align:left}
+table.cards td[data-label]::before{content:attr(data-label) ": ";color:var(--muted)}
+}
 """
-_CSS = HTML_CSS + _SITE_CSS
+_CSS = HTML_CSS + _SITE_CSS + READING_CSS
+
+# Every page's code: each <time datetime> (UTC text) in the reader's own zone,
+# labelled with it; without JS the UTC text stays.
+_TIME_JS = """
+(function () {
+  "use strict";
+  var format;
+  try {
+    format = new Intl.DateTimeFormat(undefined, {year: "numeric", month: "2-digit",
+      day: "2-digit", hour: "2-digit", minute: "2-digit", timeZoneName: "short"});
+  } catch (e) { return; }
+  Array.prototype.forEach.call(document.querySelectorAll("time[datetime]"), function (t) {
+    var when = new Date(t.getAttribute("datetime"));
+    if (isNaN(when.getTime())) { return; }
+    t.title = t.textContent;
+    t.textContent = format.format(when);
+  });
+})();
+"""
 
 # The index's only code: sort by a clicked header, filter by text and state.
 # Without JS the table still reads in its default order (newest change first).
@@ -254,7 +291,7 @@ def _csp_hash(code: str) -> str:
     return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
 
 
-def _page(title: str, body: str, *, root: str = "", script: str | None = None) -> str:
+def _page(title: str, body: str, *, root: str = "", script: str = _TIME_JS) -> str:
     """A whole page: the CSP admits exactly this page's style and script, nothing else."""
     script_src = _csp_hash(script) if script else "'none'"
     csp = (
@@ -317,7 +354,7 @@ def render_index(rows: Sequence[IndexRow]) -> str:
         f'<option value="">all states</option>{options}</select>',
         '<span id="count" class="muted"></span>',
         "</div>",
-        '<table id="articles"><thead><tr>',
+        '<table id="articles" class="cards"><thead><tr>',
         "<th>Title</th><th>Site</th>"
         '<th data-type="number">Versions</th>'
         '<th data-type="number" aria-sort="descending">Last significant change</th>'
@@ -328,7 +365,7 @@ def render_index(rows: Sequence[IndexRow]) -> str:
         "" if rows else "<p>No watched articles yet.</p>",
         "</main>",
     ]
-    return _page("watcher: watched articles", "\n".join(body), script=_INDEX_JS)
+    return _page("watcher: watched articles", "\n".join(body), script=_TIME_JS + _INDEX_JS)
 
 
 def _index_row(row: IndexRow) -> str:
@@ -341,17 +378,29 @@ def _index_row(row: IndexRow) -> str:
     return (
         f'<tr data-state="{_h(row.state)}">'
         f'<td><a href="{article_path(row.watch_id).as_posix()}">{_h(row.title)}</a></td>'
-        f"<td>{_h(row.site)}</td>"
-        f'<td class="num">{row.versions}</td>'
+        f'<td data-label="Site">{_h(row.site)}</td>'
+        f'<td class="num" data-label="Versions">{row.versions}</td>'
         f'<td data-sort="{sort}">{when}</td>'
         f'<td><span class="state">{_h(row.state)}</span></td>'
         "</tr>"
     )
 
 
+def version_path(watch_id: int, seq: int) -> Path:
+    """Relative path of the page of an article's version ``seq``."""
+    return ARTICLES / str(watch_id) / f"v{seq}.html"
+
+
+def has_page(version: VersionRecord) -> bool:
+    """Versions people read get a page: the first capture and each one a
+    significant change led to (those with an archive file). A noise-only
+    version reads as the one before it."""
+    return version.archive_path is not None
+
+
 def render_article(history: ArticleHistory, *, tz: str = "UTC") -> str:
     """One article: facts, the version timeline, then every change, newest first."""
-    watch, zone = history.watch, zone_info(tz)
+    watch = history.watch
     tags = ", ".join(watch.tags)
     facts = [
         ("URL", html_link(watch.url)),
@@ -366,7 +415,7 @@ def render_article(history: ArticleHistory, *, tz: str = "UTC") -> str:
         *(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in facts),
         "</dl></header>",
         "<h2>Timeline</h2>",
-        _timeline(history, zone),
+        _timeline(history),
         "<h2>Changes</h2>",
         *(_change_section(c, history, tz) for c in reversed(history.changes)),
         "" if history.changes else "<p>No changes recorded yet.</p>",
@@ -375,7 +424,7 @@ def render_article(history: ArticleHistory, *, tz: str = "UTC") -> str:
     return _page(f"{history.title} — watcher", "\n".join(body), root="../")
 
 
-def _timeline(history: ArticleHistory, zone: ZoneInfo | None) -> str:
+def _timeline(history: ArticleHistory) -> str:
     into = {c.new_version_id: c for c in history.changes if c.new_version_id is not None}
     rows: list[tuple[int, int, str]] = []
     for version in history.versions:
@@ -386,26 +435,46 @@ def _timeline(history: ArticleHistory, zone: ZoneInfo | None) -> str:
             (
                 version.captured_at,
                 version.seq,
-                f'<tr id="v{version.seq}"><td>v{version.seq}</td>'
-                f"<td>{_h(format_time(version.captured_at, zone))}</td>"
+                f'<tr id="v{version.seq}"><td>{_version_link(history.watch.id, version)}</td>'
+                f"<td>{_short_time(version.captured_at)}</td>"
                 f"<td>{verdict}</td><td>{summary}</td></tr>",
             )
         )
     for change in history.changes:
         if change.new_version_id is None:  # gone: no new version to hang it on
+            last = _last_read(history)
             rows.append(
                 (
                     change_time(change),
                     len(history.versions) + 1,
-                    f"<tr><td>—</td><td>{_h(format_time(change_time(change), zone))}</td>"
-                    f"<td>{_verdict(change.verdict.value)}</td><td>{_change_link(change)}</td></tr>",
+                    f"<tr><td>—</td><td>{_short_time(change_time(change))}</td>"
+                    f"<td>{_verdict(change.verdict.value)}</td><td>{_change_link(change)}"
+                    f"{'<br>' + last if last else ''}</td></tr>",
                 )
             )
     rows.sort(key=lambda r: (r[0], r[1]))
     return (
-        "<table><thead><tr><th>Version</th><th>Captured</th><th>Verdict</th><th>Change</th>"
-        "</tr></thead><tbody>" + "".join(r[2] for r in rows) + "</tbody></table>"
+        '<table class="cards"><thead><tr><th>Version</th><th>Captured</th><th>Verdict</th>'
+        "<th>Change</th></tr></thead><tbody>" + "".join(r[2] for r in rows) + "</tbody></table>"
     )
+
+
+def _version_link(watch_id: int, version: VersionRecord) -> str:
+    """The version's number, linking to its page where it has one."""
+    label = f"v{version.seq}"
+    if not has_page(version):
+        return label
+    href = version_path(watch_id, version.seq).relative_to(ARTICLES).as_posix()
+    return f'<a href="{href}">{label}</a>'
+
+
+def _last_read(history: ArticleHistory) -> str:
+    """A link to the last version with a page: what the article said before it went."""
+    shown = [v for v in history.versions if has_page(v)]
+    if not shown:
+        return ""
+    href = version_path(history.watch.id, shown[-1].seq).relative_to(ARTICLES).as_posix()
+    return f'<a href="{href}">the last version people read: v{shown[-1].seq}</a>'
 
 
 def _change_link(change: ChangeRecord) -> str:
@@ -434,14 +503,48 @@ def _change_section(record: ChangeRecord, history: ArticleHistory, tz: str) -> s
     )
     anchor = f'id="change-{record.id}"'
     if record.verdict is ChangeVerdict.SIGNIFICANT:
+        last = _last_read(history) if record.new_version_id is None else ""
         return (
             f'<section class="change" {anchor}><h3>{head}</h3>'
-            f"<p>{_h(record.summary)}</p>\n{report}</section>"
+            f"<p>{_h(record.summary)}</p>\n{f'<p>{last}</p>' if last else ''}{report}</section>"
         )
     return (
         f'<details class="change" {anchor}><summary>{head} · {_h(record.summary)}</summary>'
         f"\n{report}</details>"
     )
+
+
+def render_version(
+    watch: WatchRecord, version: VersionRecord, article_html: str, previous: VersionRecord | None
+) -> str:
+    """The page of one version: the article as it read then, from its parsed
+    blocks (``article_html``, from :func:`render_article_html`), never from
+    the archived page. It depends on nothing later, so it is written once."""
+    basis = "Captured" if version.time_basis.value == "captured" else "Stated time"
+    back = f'<a href="../{watch.id}.html#v{version.seq}">timeline</a>'
+    earlier = (
+        f' · <a href="v{previous.seq}.html">v{previous.seq}, the version before</a>'
+        if previous is not None
+        else ""
+    )
+    facts = [
+        ("URL", html_link(watch.url)),
+        ("Version", f"v{version.seq} · {back}{earlier}"),
+        (basis, _short_time(version.captured_at)),
+    ]
+    title = version.title or watch.url
+    body = [
+        "<main>",
+        _nav("../../"),
+        f"<header><h1>{_h(title)}</h1><dl>",
+        *(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in facts),
+        "</dl>",
+        '<p class="muted">The article as this version read, rebuilt from its stored text;'
+        " the archived page itself is not shown.</p></header>",
+        article_html,
+        "</main>",
+    ]
+    return _page(f"v{version.seq}: {title} — watcher", "\n".join(body), root="../../")
 
 
 def render_recent(changes: Sequence[ChangeRecord]) -> str:
@@ -529,15 +632,32 @@ def _index_rows(store: Repository, watches: Iterable[WatchSummary]) -> list[Inde
 def _write_pages(
     store: Repository, root: Path, watch_ids: list[int], *, tz: str
 ) -> list[Path | None]:
-    """Write the article pages of ``watch_ids``, their histories read in batches."""
-    return [
-        _write(
-            root,
-            article_path(watch.id),
-            render_article(ArticleHistory(watch, tuple(versions), tuple(changes)), tz=tz),
-        )
-        for watch, versions, changes in store.histories(watch_ids)
-    ]
+    """Write the article pages of ``watch_ids``, their histories read in batches,
+    and the pages of their versions that have none yet (a version's page
+    depends on nothing later, so it is written once)."""
+    written: list[Path | None] = []
+    for watch, versions, changes in store.histories(watch_ids):
+        history = ArticleHistory(watch, tuple(versions), tuple(changes))
+        written.append(_write(root, article_path(watch.id), render_article(history, tz=tz)))
+        written += _write_version_pages(store, root, history)
+    return written
+
+
+def _write_version_pages(
+    store: Repository, root: Path, history: ArticleHistory
+) -> list[Path | None]:
+    written: list[Path | None] = []
+    previous: VersionRecord | None = None
+    for version in history.versions:
+        if not has_page(version):
+            continue
+        relative = version_path(history.watch.id, version.seq)
+        if not (root / relative).exists():
+            article = parse_article(store.version_snapshot(version))
+            page = render_version(history.watch, version, render_article_html(article), previous)
+            written.append(_write(root, relative, page))
+        previous = version
+    return written
 
 
 # -- writing -------------------------------------------------------------------
@@ -633,3 +753,9 @@ def _remove_stale_pages(root: Path, keep: set[int]) -> None:
         match = _ARTICLE_FILE.match(page.name)
         if match and int(match.group(1)) not in keep:
             page.unlink(missing_ok=True)
+        elif page.is_dir() and page.name.isdigit() and int(page.name) not in keep:
+            for version in page.iterdir():
+                if _VERSION_FILE.match(version.name):
+                    version.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                page.rmdir()
