@@ -148,3 +148,11 @@ def store(db_url: str) -> Iterator[Store]:
 @pytest.fixture
 def dialect(db_url: str) -> str:
     return make_url(db_url).get_backend_name()
+
+
+@pytest.fixture(autouse=True)
+def _utc_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI shows times in the system's zone (TZ): tests expect UTC unless
+    they set a zone themselves."""
+    monkeypatch.delenv("TZ", raising=False)
+    monkeypatch.delenv("WATCHER_TIMEZONE", raising=False)

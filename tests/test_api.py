@@ -311,7 +311,7 @@ def test_history_command_prints_versions_and_the_removal(cli: Cli) -> None:
     text = cli("history", URL)
     assert (text.exit_code, text.stderr) == (0, "")
     assert text.stdout == (
-        f"{URL} (active)\n"
+        f"{URL} (active; times in UTC)\n"
         "    v1  2021-11-16 02:44  first        first capture\n"
         "    v2  2021-11-16 02:45  significant  edit 2\n"
         "     -  2021-11-16 02:47  significant  article removed (HTTP 404)\n"
@@ -326,6 +326,26 @@ def test_history_command_prints_versions_and_the_removal(cli: Cli) -> None:
          "verdict": "significant", "summary": "article removed (HTTP 404)",
          "archive_path": None},
     ]  # fmt: skip
+
+
+def test_history_shows_times_in_the_readers_zone_and_names_it(cli: Cli) -> None:
+    cli("add", URL)
+    store = api.open_store(cli.settings())
+    try:
+        _with_history(store, versions=2)
+    finally:
+        store.close()
+    cli.env["TZ"] = "Asia/Shanghai"  # the system's zone, unless WATCHER_TIMEZONE says
+    text = cli("history", URL).stdout
+    assert text.startswith(f"{URL} (active; times in Asia/Shanghai)\n")
+    assert "    v1  2021-11-16 10:44  first" in text
+    cli.env["WATCHER_TIMEZONE"] = "America/New_York"
+    assert "    v1  2021-11-15 21:44  first" in cli("history", URL).stdout
+    listed = cli("list").stdout
+    assert "LAST CHECK (America/New_York)" in listed.splitlines()[0]
+    # JSON is for programs: UTC, whatever the zone
+    rows = json.loads(cli("history", URL, "--json").stdout)
+    assert rows[0]["captured_at"] == "2021-11-16T02:44:04+00:00"
 
 
 def test_watches_to_check_is_one_query_for_any_number_of_watches(store: Store) -> None:
@@ -504,7 +524,9 @@ def test_remove_keeps_the_history_and_add_brings_the_watch_back(cli: Cli) -> Non
     ]  # fmt: skip
     assert "removed" in cli("list", "--all").stdout
     history = cli("history", URL)
-    assert history.stdout.startswith(f"{URL} (removed)\n") and "edit 2" in history.stdout
+    assert (
+        history.stdout.startswith(f"{URL} (removed; times in UTC)\n") and "edit 2" in history.stdout
+    )
     assert cli("remove", URL).stdout == f"already removed: {URL}\n"
     for refused in (("pause", URL), ("resume", URL), ("check", URL)):
         result = cli(*refused)

@@ -69,9 +69,8 @@ def test_show_url_prints_the_latest_version(env: PipelineEnv, url: str) -> None:
     result = show(env, url)
     assert result.exit_code == 0, result.output
     first_line = result.output.splitlines()[0]
-    assert first_line.startswith(
-        f"version 2 of 2 (captured {iso(env.versions(url)[1].captured_at)}"
-    )
+    when = datetime.fromtimestamp(env.versions(url)[1].captured_at / 1000, UTC)
+    assert first_line == f"version 2 of 2 (captured {when:%Y-%m-%d %H:%M:%S} UTC) of {url}"
     assert NEW_LEAD in result.output
     assert LEAD not in result.output
 

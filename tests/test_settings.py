@@ -90,3 +90,21 @@ def test_an_empty_variable_means_the_default(tmp_path: Path) -> None:
 
 def test_log_levels_are_case_insensitive() -> None:
     assert Settings.from_env({"WATCHER_LOG_LEVEL": "debug"}).log_level == "debug"
+
+
+@pytest.mark.parametrize(
+    ("env", "zone"),
+    [
+        ({}, "UTC"),
+        ({"TZ": "Asia/Shanghai"}, "Asia/Shanghai"),
+        ({"TZ": ":Europe/Berlin"}, "Europe/Berlin"),  # glibc's "a file of this name"
+        ({"TZ": "CST-8"}, "UTC"),  # a POSIX rule names no zone a reader knows
+        ({"TZ": "/etc/localtime"}, "UTC"),
+        ({"TZ": "Mars/Olympus"}, "UTC"),
+        ({"TZ": "Asia/Shanghai", "WATCHER_TIMEZONE": "America/New_York"}, "America/New_York"),
+    ],
+)
+def test_the_time_zone_is_watchers_own_else_the_systems_else_utc(
+    env: dict[str, str], zone: str, tmp_path: Path
+) -> None:
+    assert Settings.from_env(env, home=tmp_path).timezone == zone

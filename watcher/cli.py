@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -129,6 +130,37 @@ def main(ctx: click.Context, home: Path | None, config_path: Path | None) -> Non
         # the daemon says "fix the configuration" to systemd: no restart loop
         _fail(str(exc), status=EXIT_CONFIG if ctx.invoked_subcommand == "run" else EXIT_ERROR)
     ctx.obj = settings
+    _CLOCK.use(settings.timezone)
+
+
+class _Clock:
+    """The zone the CLI shows times in: WATCHER_TIMEZONE, else TZ, else UTC
+    (Settings.from_env), named wherever times are printed. JSON stays UTC."""
+
+    def __init__(self) -> None:
+        self.zone: ZoneInfo | None = None
+        self.label = "UTC"
+
+    def use(self, name: str) -> None:
+        self.zone = None if name == "UTC" else ZoneInfo(name)
+        self.label = name
+
+    def minutes(self, ms: int) -> str:
+        """``2026-01-31 08:00`` in the zone."""
+        when = datetime.fromtimestamp(ms / 1000, UTC)
+        return (when.astimezone(self.zone) if self.zone else when).strftime("%Y-%m-%d %H:%M")
+
+    def full(self, ms: int) -> str:
+        """``2026-01-31 08:00:00 +08:00 Asia/Shanghai`` (or ``… UTC``)."""
+        when = datetime.fromtimestamp(ms / 1000, UTC)
+        if self.zone is None:
+            return f"{when:%Y-%m-%d %H:%M:%S} UTC"
+        local = when.astimezone(self.zone)
+        offset = local.strftime("%z")
+        return f"{local:%Y-%m-%d %H:%M:%S} {offset[:3]}:{offset[3:]} {self.label}"
+
+
+_CLOCK = _Clock()
 
 
 #: Commands whose INFO log lines are their progress (the daemon's log, an
@@ -258,7 +290,7 @@ def show(target: str, as_json: bool, seq: int | None, at: str | None) -> None:
         if stored is not None:
             basis = "captured" if stored["time_basis"] == "captured" else "stated time"
             _show(f"version {stored['seq']} of {stored['of']} ({basis} "
-                  f"{_iso(stored['captured_at'])}) of {stored['url']}\n")  # fmt: skip
+                  f"{_CLOCK.full(stored['captured_at'])}) of {stored['url']}\n")  # fmt: skip
         _show(format_article(article))
 
 
@@ -320,7 +352,8 @@ def _iso(ms: int | None) -> str | None:
 
 def format_article(article: Article) -> str:
     """Readable plain text: one block per paragraph, images and times labelled."""
-    lines = [article.title, article.url, f"captured: {_iso(article.captured_at) or 'unknown'}", ""]
+    when = _CLOCK.full(article.captured_at) if article.captured_at is not None else "unknown"
+    lines = [article.title, article.url, f"captured: {when}", ""]
     for block in article.blocks:
         if block.kind is BlockKind.HEADING:
             lines.append("#" * max(block.level, 1) + " " + block.text)
@@ -482,7 +515,15 @@ def list_(ctx: click.Context, as_json: bool, show_all: bool) -> None:
              "no watches yet: watcher add URL")  # fmt: skip
         return
     table: list[tuple[str, ...]] = [
-        ("URL", "TITLE", "INTERVAL", "LAST CHECK", "VERSIONS", "LAST CHANGE", "STATE")
+        (
+            "URL",
+            "TITLE",
+            "INTERVAL",
+            f"LAST CHECK ({_CLOCK.label})",
+            "VERSIONS",
+            f"LAST CHANGE ({_CLOCK.label})",
+            "STATE",
+        )
     ]
     table += [_list_row(r) for r in rows]
     lines = _table_lines(table)
@@ -590,9 +631,7 @@ def _clip(text: str, width: int) -> str:
 
 
 def _when(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+    return "-" if ms is None else _CLOCK.minutes(ms)
 
 
 @main.command()
@@ -806,7 +845,7 @@ def history(ctx: click.Context, url: str, as_json: bool) -> None:
     if as_json:
         _show_json(rows)
         return
-    _say(f"{hist.watch.url} ({hist.watch.state})")
+    _say(f"{hist.watch.url} ({hist.watch.state}; times in {_CLOCK.label})")
     if hist.watch.source_meta:
         _say(_source_line(hist.watch.source_meta))
     for r in rows:
@@ -836,7 +875,9 @@ def _source_line(meta: dict[str, Any]) -> str:
 
 
 def _when_iso(iso: str | None) -> str:
-    return iso[:16].replace("T", " ") if iso else "-"
+    if not iso:
+        return "-"
+    return _CLOCK.minutes(int(datetime.fromisoformat(iso).timestamp() * 1000))
 
 
 @main.command()
@@ -924,7 +965,7 @@ def status(ctx: click.Context) -> None:
     if st.daemon_running and beat:
         when = beat.get("heartbeat")
         alive += f" (pid {beat.get('pid')}, last heartbeat "
-        alive += f"{_when(when) if isinstance(when, int) else '-'} UTC)"
+        alive += f"{_when(when) if isinstance(when, int) else '-'} {_CLOCK.label})"
     _say(f"daemon:      {alive}")
     _say(f"database:    {st.database}")
     _say(f"data folder: {settings.home}")
@@ -1018,7 +1059,7 @@ def deliveries(ctx: click.Context, state: str, limit: int, as_json: bool) -> Non
     if not rows:
         _say(f"no {'' if state == 'all' else state + ' '}deliveries")
         return
-    lines = [("ID", "STATE", "CHANNEL", "SENT/DUE (UTC)", "ATTEMPTS", "URL", "CHANGE")]
+    lines = [("ID", "STATE", "CHANNEL", f"SENT/DUE ({_CLOCK.label})", "ATTEMPTS", "URL", "CHANGE")]
     lines += [
         (f"#{d.id}", str(d.state), d.channel, _when(d.sent_at or d.due_at), str(d.attempts),
          _clip(d.url, 60), _clip(d.summary, 60))
@@ -1206,6 +1247,49 @@ def site_command(ctx: click.Context, directory: Path, base_url: str, tz: str | N
     finally:
         store.close()
     _say(f"site in {directory}: {len(written)} files written ({directory / 'index.html'})")
+
+
+@main.command("serve")
+@click.option("--bind", default="127.0.0.1:8765", show_default=True, metavar="HOST:PORT",
+              help="Address to listen on; anything but 127.0.0.1 belongs behind a proxy.")  # fmt: skip
+@click.pass_context
+@fail_cleanly
+def serve_command(ctx: click.Context, bind: str) -> None:
+    """Serve a live web UI and JSON API over the database, with full-text search.
+
+    Pages for the watches, each article's versions and changes, and each
+    version as it read; /api/… for programs; search over every version
+    (index: $WATCHER_HOME/search.db). Read-only unless WATCHER_SERVE_TOKEN
+    is set; then POST /api/watches, /api/watches/ID/pause and /resume take
+    Authorization: Bearer TOKEN. Ctrl-C stops it.
+
+    \b
+    Example:
+      watcher serve --bind 127.0.0.1:8765
+      curl 'http://127.0.0.1:8765/api/search?q=拜登'
+    """
+    import uvicorn
+
+    from watcher import api
+    from watcher.search import open_index
+    from watcher.web.app import create_app
+
+    host, _, port = bind.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise WatcherError(f"--bind {bind!r}: use HOST:PORT, e.g. 127.0.0.1:8765")
+    settings = _settings(ctx)
+    store = api.open_store(settings, readonly=not settings.serve_token)
+    try:
+        app = create_app(store, open_index(settings.home), token=settings.serve_token)
+        mode = "writes allowed with the token" if settings.serve_token else "read-only"
+        _say(f"serving http://{bind}/ ({mode}); Ctrl-C stops")
+        # uvicorn stops gracefully on SIGINT/SIGTERM, then re-raises the signal
+        uvicorn.run(app, host=host.strip("[]"), port=int(port), log_config=None,
+                    log_level=settings.log_level.lower(), server_header=False)  # fmt: skip
+    except KeyboardInterrupt:
+        pass
+    finally:
+        store.close()
 
 
 class _ImportBars:
@@ -1440,7 +1524,15 @@ def source_list(ctx: click.Context, as_json: bool) -> None:
         _say("no sources yet: watcher source add URL")
         return
     table: list[tuple[str, ...]] = [
-        ("URL", "KIND", "TAGS", "INTERVAL", "WATCHES", "LAST CHECK", "LAST ERROR")
+        (
+            "URL",
+            "KIND",
+            "TAGS",
+            "INTERVAL",
+            "WATCHES",
+            f"LAST CHECK ({_CLOCK.label})",
+            "LAST ERROR",
+        )
     ]
     table += [_source_row(src) for src in sources]
     for line in _table_lines(table):

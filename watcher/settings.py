@@ -152,7 +152,9 @@ SPECS: tuple[Spec, ...] = (
          "Default: the platform data dir (~/.local/share/watcher).", Path),
     Spec("database_url", "WATCHER_DATABASE_URL", "", "SQLAlchemy URL. Default: SQLite "
          "in the data folder; use postgresql+psycopg://… to share one list between daemons."),
-    Spec("timezone", "WATCHER_TIMEZONE", "UTC", "Time zone for report times (besides UTC)."),
+    Spec("timezone", "WATCHER_TIMEZONE", "UTC",
+         "Time zone the CLI prints times in and reports show beside UTC. "
+         "Default: the system's (TZ), else UTC."),
     Spec("user_agent", "WATCHER_USER_AGENT", "",
          "User-Agent sent with every request, replacing the default "
          "watcher/<version> (news change monitor; contact: <WATCHER_CONTACT>)."),
@@ -198,6 +200,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("public_url", "WATCHER_PUBLIC_URL", "",
          "Public base URL of the report site (e.g. https://watch.example.org/), for "
          "links in notifications. Default: none; messages carry no report link."),
+    Spec("serve_token", "WATCHER_SERVE_TOKEN", "",
+         "Bearer token that allows writes through watcher serve's API (adding, pausing, "
+         "resuming watches). Default: none; the web UI and API are read-only."),
     Spec("delivery_attempts", "WATCHER_DELIVERY_ATTEMPTS", "8",
          "Attempts to deliver a message before it becomes a dead letter "
          "(see watcher deliveries).", int),
@@ -283,6 +288,19 @@ def _validate(values: dict[str, Any], label: Callable[[str], str]) -> None:
             "timezone",
             f"{label('timezone')}={values['timezone']!r}: not a time zone such as Asia/Shanghai",
         ) from None
+
+
+def _system_zone(tz: str) -> str:
+    """The zone TZ names (``Asia/Shanghai`` or ``:Asia/Shanghai``), else UTC: a
+    POSIX rule such as ``CST-8`` names no zone a reader would recognise."""
+    name = tz.strip().removeprefix(":")
+    if not name or name.startswith("/"):
+        return "UTC"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "UTC"
+    return name
 
 
 def find_config(
@@ -378,6 +396,7 @@ class Settings:
     poll: float
     grace: float
     public_url: str
+    serve_token: str
     delivery_attempts: int
     delivery_backoff: float
     log_format: str
@@ -421,6 +440,12 @@ class Settings:
                 raise setting_error(config, exc.name, str(exc)) from None
             raise WatcherError(str(exc)) from None
         values["config"] = config
+        if (
+            "timezone" not in given
+            and "timezone" not in from_file
+            and not env.get(_ENV["timezone"])
+        ):
+            values["timezone"] = _system_zone(env.get("TZ", ""))
         home = Path(values["home"] or _default_home()).expanduser()
         values["home"] = home
         values["allow_hosts"] = _host_list(values["allow_hosts"])
