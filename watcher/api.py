@@ -521,7 +521,11 @@ class ArticleHistory:
 def history(store: Store, url: str) -> ArticleHistory:
     """The history of a watched URL, from three queries whatever its length
     (the watch, its versions, its changes)."""
-    watch = require_watch(store, url)
+    return watch_history(store, require_watch(store, url))
+
+
+def watch_history(store: Store, watch: WatchRecord) -> ArticleHistory:
+    """:func:`history` of a watch already found (the web UI finds it by id)."""
     versions = store.versions(watch.id)
     changes = store.changes(watch.id)
     incoming = {c.new_version_id: c for c in changes if c.new_version_id is not None}

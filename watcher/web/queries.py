@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from watcher.api import ArticleHistory, HistoryEntry, removal_time
+from watcher import api
+from watcher.api import ArticleHistory
 from watcher.errors import WatcherError
 from watcher.search import parse_cursor
 from watcher.store import (
@@ -230,17 +231,7 @@ def versions_page(store: Store, watch_id: int, limit: int, cursor: str | None) -
 def article_history(store: Store, watch: WatchRecord) -> ArticleHistory:
     """:func:`watcher.api.history` by watch id: the page's id is the key, and a
     URL stored before today's normalisation rules must still find its watch."""
-    changes = store.changes(watch.id)
-    incoming = {c.new_version_id: c for c in changes if c.new_version_id is not None}
-    removals: dict[int, list[ChangeRecord]] = {}
-    for c in changes:
-        if c.new_version_id is None:
-            removals.setdefault(c.old_version_id, []).append(c)
-    entries: list[HistoryEntry] = []
-    for v in store.versions(watch.id):
-        entries.append(HistoryEntry(v, incoming.get(v.id), v.captured_at))
-        entries += [HistoryEntry(None, c, removal_time(c)) for c in removals.get(v.id, [])]
-    return ArticleHistory(watch=watch, entries=entries)
+    return api.watch_history(store, watch)
 
 
 def shown_state(state: str, latest: ChangeRecord | None) -> str:
