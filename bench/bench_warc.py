@@ -30,6 +30,7 @@ from typing import Any
 
 from _common import corpus_or_exit
 from _pages import start_site
+from bench_storage import MINUTE_MS, START_MS, Clock, tree_bytes
 from sqlalchemy import update
 
 from watcher import api
@@ -41,21 +42,6 @@ from watcher.scheduler import Dispatcher
 from watcher.settings import Settings
 from watcher.store.tables import Watch
 from watcher.warc import WarcLog
-
-MINUTE_MS = 60_000
-START_MS = 1_637_030_584_000
-
-
-class Clock:
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
-
-
-def folder_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
 class Timed:
@@ -100,10 +86,10 @@ async def run(site: str, n: int, ticks: int, home: Path) -> None:
                 conn.execute(update(Watch).values(next_check_at=0))
             if change:
                 control(site, **change)
-            before, cpu, calls = folder_bytes(settings.warc_dir), timed.cpu, timed.calls
+            before, cpu, calls = tree_bytes(settings.warc_dir), timed.cpu, timed.calls
             await dispatcher.run_until_idle()
             checks = timed.calls - calls
-            grew = folder_bytes(settings.warc_dir) - before
+            grew = tree_bytes(settings.warc_dir) - before
             print(f"{name:<10} {checks:>6} {grew / checks:>13.0f}"
                   f" {(timed.cpu - cpu) * 1000 / checks:>18.2f}", flush=True)  # fmt: skip
 
