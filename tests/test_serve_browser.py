@@ -13,13 +13,13 @@ Skips with the reason when chromium or Playwright is missing.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, Recorder
 from tests.test_serve import (
     HOSTILE_TITLE,
     REMOVED,
@@ -99,37 +99,6 @@ def browser(site: Site) -> Iterator[Any]:
             pytest.skip(f"Playwright cannot drive {CHROMIUM}: {str(exc).splitlines()[0]}")
         yield launched
         launched.close()
-
-
-@dataclass
-class Recorder:
-    """What a page asked for and said; requests off the server are recorded and aborted."""
-
-    origin: str
-    requests: list[str] = field(default_factory=list)
-    foreign: list[str] = field(default_factory=list)
-    console: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    dialogs: list[str] = field(default_factory=list)
-
-    def route(self, route: Any) -> None:
-        url = route.request.url
-        self.requests.append(url)
-        if url.startswith(self.origin + "/"):
-            route.continue_()
-        else:
-            self.foreign.append(url)
-            route.abort()
-
-    def dialog(self, dialog: Any) -> None:
-        self.dialogs.append(f"{dialog.type}: {dialog.message}")
-        dialog.dismiss()
-
-    def assert_clean(self) -> None:
-        assert self.foreign == [], f"requests off the server: {self.foreign}"
-        assert self.console == [], f"console: {self.console}"
-        assert self.errors == [], f"page errors: {self.errors}"
-        assert self.dialogs == [], f"dialogs: {self.dialogs}"
 
 
 def open_tab(browser: Any, site: Site, width: int) -> tuple[Any, Any, Recorder]:

@@ -17,14 +17,14 @@ import functools
 import re
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, Recorder
 from tests.test_site import HOSTILE_TITLE, calm_history, demo_history, hostile_history
 from watcher import api
 from watcher.outputs import site
@@ -103,41 +103,10 @@ def browser(served: Served) -> Iterator[Any]:
 # -- recording everything a page does ----------------------------------------------------
 
 
-@dataclass
-class Recorder:
-    """What a page asked for and said; requests off the site are recorded and aborted."""
-
-    origin: str
-    requests: list[str] = field(default_factory=list)
-    foreign: list[str] = field(default_factory=list)
-    console: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    dialogs: list[str] = field(default_factory=list)
-
-    def route(self, route: Any) -> None:
-        url = route.request.url
-        self.requests.append(url)
-        if url.startswith((self.origin + "/", "file://")):
-            route.continue_()
-        else:
-            self.foreign.append(url)
-            route.abort()
-
-    def dialog(self, dialog: Any) -> None:
-        self.dialogs.append(f"{dialog.type}: {dialog.message}")
-        dialog.dismiss()
-
-    def assert_clean(self) -> None:
-        assert self.foreign == [], f"requests off the site: {self.foreign}"
-        assert self.console == [], f"console: {self.console}"
-        assert self.errors == [], f"page errors: {self.errors}"
-        assert self.dialogs == [], f"dialogs: {self.dialogs}"
-
-
 @pytest.fixture
 def page(browser: Any, served: Served) -> Iterator[tuple[Any, Recorder]]:
     context = browser.new_context(service_workers="block")
-    recorder = Recorder(served.origin)
+    recorder = Recorder(served.origin, local_files=True)
     context.route("**/*", recorder.route)
     tab = context.new_page()
     tab.on("console", lambda m: recorder.console.append(f"{m.type}: {m.text}"))

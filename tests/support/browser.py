@@ -5,6 +5,8 @@ chatter that this sandbox would refuse)."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass, field
+from typing import Any
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -16,3 +18,38 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+
+
+@dataclass
+class Recorder:
+    """What a page asked for and said; requests off ``origin`` are recorded and
+    aborted (``file://`` ones too, unless ``local_files``: a site opened from
+    its folder)."""
+
+    origin: str
+    local_files: bool = False
+    requests: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+    def route(self, route: Any) -> None:
+        url = route.request.url
+        self.requests.append(url)
+        local = self.local_files and url.startswith("file://")
+        if url.startswith(self.origin + "/") or local:
+            route.continue_()
+        else:
+            self.foreign.append(url)
+            route.abort()
+
+    def dialog(self, dialog: Any) -> None:
+        self.dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    def assert_clean(self) -> None:
+        assert self.foreign == [], f"requests off the site: {self.foreign}"
+        assert self.console == [], f"console: {self.console}"
+        assert self.errors == [], f"page errors: {self.errors}"
+        assert self.dialogs == [], f"dialogs: {self.dialogs}"
