@@ -164,6 +164,9 @@ class Served:
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
         return httpx.post(self.origin + path, timeout=30, **kwargs)
 
+    def patch(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.patch(self.origin + path, timeout=30, **kwargs)
+
 
 @contextmanager
 def serving(store: Store, home: Path, token: str = "") -> Iterator[Served]:
@@ -406,13 +409,15 @@ def test_api_lists_walk_every_item_exactly_once(served: Served) -> None:
 
 def test_writes_are_refused_without_a_configured_token(served: Served) -> None:
     watch = edited_history(served.store)
-    for path in (
-        "/api/watches",
-        f"/api/watches/{watch.id}/pause",
-        f"/api/watches/{watch.id}/resume",
+    for method, path in (
+        ("POST", "/api/watches"),
+        ("POST", f"/api/watches/{watch.id}/pause"),
+        ("POST", f"/api/watches/{watch.id}/resume"),
+        ("PATCH", f"/api/watches/{watch.id}"),
     ):
-        response = served.post(path, json={"urls": ["https://news.example/x"]},
-                               headers={"Authorization": "Bearer anything"})  # fmt: skip
+        response = httpx.request(method, served.origin + path, timeout=30,
+                                 json={"urls": ["https://news.example/x"], "tag": ["x"]},
+                                 headers={"Authorization": "Bearer anything"})  # fmt: skip
         assert response.status_code == 403, path
         assert "WATCHER_SERVE_TOKEN" in response.json()["error"]
     assert served.store.get_watch("https://news.example/x") is None
@@ -449,6 +454,33 @@ def test_writes_need_the_right_token(store: Store, home: Path) -> None:
         assert served.post("/api/watches", headers=good, content=b"{").status_code == 400
         assert served.post("/api/watches", headers=good, json={"urls": []}).status_code == 400
         assert served.post("/api/watches/999999/pause", headers=good).status_code == 404
+
+
+def test_a_watch_interval_and_tags_are_set_with_the_token(store: Store, home: Path) -> None:
+    watch = edited_history(store)
+    api.set_watches(store, [watch.url], add_tags=["draft"])
+    with serving(store, home, token="t0ken") as served:
+        change = {"interval": "30m", "tag": ["desk"], "untag": ["draft"]}
+        assert served.patch(f"/api/watches/{watch.id}", json=change).status_code == 401
+        good = {"Authorization": "Bearer t0ken"}
+        response = served.patch(f"/api/watches/{watch.id}", headers=good, json=change)
+        assert response.status_code == 200, response.text
+        assert (response.json()["tags"], response.json()["interval_s"]) == (["world", "desk"], 1800)
+        after = store.get_watch_by_id(watch.id)
+        assert after is not None and after.tags == ("world", "desk") and after.interval_s == 1800
+        adaptive = served.patch(f"/api/watches/{watch.id}", headers=good,
+                                json={"interval": "adaptive"})  # fmt: skip
+        assert adaptive.status_code == 200 and adaptive.json()["interval_s"] is None
+        for bad in ({}, {"interval": 30}, {"tag": "desk"}, {"tags": ["x"]}):
+            refused = served.patch(f"/api/watches/{watch.id}", headers=good, json=bad)
+            assert refused.status_code == 400 and "error" in refused.json(), bad
+        too_often = served.patch(f"/api/watches/{watch.id}", headers=good,
+                                 json={"interval": "1s"})  # fmt: skip
+        assert too_often.status_code == 409 and "interval" in too_often.json()["error"]
+        missing = served.patch("/api/watches/999999", headers=good, json=change)
+        assert missing.status_code == 404
+    after = store.get_watch_by_id(watch.id)
+    assert after is not None and after.tags == ("world", "desk") and after.interval_s is None
 
 
 # -- hostile content and secrets ----------------------------------------------------------------

@@ -1,10 +1,10 @@
 """The Starlette application of ``watcher serve``: routes, the write token, headers.
 
 Reading is open to whoever reaches the port (bind it to 127.0.0.1 or put it
-behind a proxy that authenticates). Writing (adding watches, pausing,
-resuming) needs ``Authorization: Bearer <WATCHER_SERVE_TOKEN>``; with no
-token set every write is refused (403), so the default server cannot change
-anything. Bearer tokens are never sent by a browser on its own, so a hostile
+behind a proxy that authenticates). Writing (adding watches, changing their
+interval or tags, pausing, resuming) needs ``Authorization: Bearer
+<WATCHER_SERVE_TOKEN>``; with no token set every write is refused (403), so
+the default server cannot change anything. Bearer tokens are never sent by a browser on its own, so a hostile
 page cannot forge a write (no CSRF).
 
 Every response carries a strict CSP (only this server's stylesheet and
@@ -39,7 +39,7 @@ from watcher import api
 from watcher.article import parse_article
 from watcher.errors import StoreError, WatcherError
 from watcher.search import Hit, SearchIndex
-from watcher.store import Store, WatchRecord
+from watcher.store import KEEP, Keep, Store, WatchRecord
 from watcher.web import jsonapi, pages
 from watcher.web.markup import SCRIPT, SCRIPT_PATH, STYLE, STYLE_PATH
 from watcher.web.queries import (
@@ -249,6 +249,30 @@ class Handlers:
             raise _client_error(exc) from None
         return JSONResponse({"items": results})
 
+    async def api_set(self, request: Request) -> Response:
+        """``PATCH /api/watches/{id}``: what ``watcher set`` does, for one watch."""
+        refused = self._refuse(request)
+        if refused is not None:
+            return refused
+        try:
+            payload = await request.json()
+        except ValueError:
+            raise BadRequest(SET_EXAMPLE) from None
+        interval, tag, untag = _set_request(payload)
+        watch = self._watch(request.path_params["watch_id"])
+        if watch is None:
+            return _json_error(404, "no such watch")
+        try:
+            await run_in_threadpool(self._set, watch.url, interval, tag, untag)
+        except WatcherError as exc:
+            return _json_error(409, str(_client_error(exc)))
+        after = self.store.get_watch_by_id(watch.id)
+        return JSONResponse(jsonapi.watch_record(after or watch))
+
+    def _set(self, url: str, interval: str | None, tag: list[str], untag: list[str]) -> None:
+        every: float | Keep | None = KEEP if interval is None else api.parse_interval(interval)
+        api.set_watches(self.store, [url], interval_s=every, add_tags=tag, remove_tags=untag)
+
     def api_pause(self, request: Request) -> Response:
         return self._set_paused(request, True)
 
@@ -350,6 +374,24 @@ def _add_request(payload: Any) -> tuple[list[str], list[str], str | None]:
     return urls, tags, interval
 
 
+SET_EXAMPLE = 'send JSON such as {"interval": "30m", "tag": ["desk"], "untag": ["draft"]}'
+
+
+def _set_request(payload: Any) -> tuple[str | None, list[str], list[str]]:
+    """``{"interval": "30m" | "adaptive", "tag": [...], "untag": [...]}``, checked."""
+    if not isinstance(payload, dict) or not payload.keys() & {"interval", "tag", "untag"}:
+        raise BadRequest(SET_EXAMPLE)
+    if unknown := sorted(payload.keys() - {"interval", "tag", "untag"}):
+        raise BadRequest(f"unknown field {unknown[0]!r}: {SET_EXAMPLE}")
+    interval, tag, untag = payload.get("interval"), payload.get("tag", []), payload.get("untag", [])
+    if interval is not None and not isinstance(interval, str):
+        raise BadRequest('interval must be a string such as "10m" or "adaptive"')
+    for name, value in (("tag", tag), ("untag", untag)):
+        if not isinstance(value, list) or not all(isinstance(t, str) and t for t in value):
+            raise BadRequest(f"{name} must be a list of strings")
+    return interval, tag, untag
+
+
 def _json_error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -402,6 +444,7 @@ def create_app(store: Store, index: SearchIndex, *, token: str = "") -> ASGIApp:
         Route(SCRIPT_PATH, _static(SCRIPT, "text/javascript; charset=utf-8")),
         Route("/api/watches", h.api_watches, methods=["GET"]),
         Route("/api/watches", h.api_add, methods=["POST"]),
+        Route("/api/watches/{watch_id:int}", h.api_set, methods=["PATCH"]),
         Route("/api/watches/{watch_id:int}/pause", h.api_pause, methods=["POST"]),
         Route("/api/watches/{watch_id:int}/resume", h.api_resume, methods=["POST"]),
         Route("/api/changes", h.api_changes),

@@ -42,8 +42,9 @@ def watch(row: WatchRow) -> dict[str, Any]:
 
 
 def watch_record(w: WatchRecord) -> dict[str, Any]:
-    """A watch after a write (pause, resume)."""
-    return {"id": w.id, "url": w.url, "state": str(w.state), "tags": list(w.tags)}
+    """A watch after a write (set, pause, resume); ``interval_s`` None: adaptive."""
+    return {"id": w.id, "url": w.url, "state": str(w.state), "tags": list(w.tags),
+            "interval_s": w.interval_s}  # fmt: skip
 
 
 def change(c: ChangeRecord) -> dict[str, Any]:
