@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
@@ -59,8 +61,11 @@ def wait_for(what: str, condition: Callable[[], bool], timeout: float = STARTUP_
 class Daemon:
     """One ``watcher run`` process; its log goes to a file next to its data folder."""
 
-    def __init__(self, home: Path, database_url: str | None = None, **env: str) -> None:
+    def __init__(
+        self, home: Path, database_url: str | None = None, *, args: tuple[str, ...] = (), **env: str
+    ) -> None:
         self.home = home
+        self.args = args
         self.log = home.with_name(home.name + ".log")
         base = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
         self.env = {
@@ -79,7 +84,10 @@ class Daemon:
     def start(self, wait: bool = True) -> Daemon:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [str(WATCHER), "run"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+                [str(WATCHER), "run", *self.args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         if wait:
             wait_for(f"{self.home} daemon to start", self.started)
@@ -330,6 +338,62 @@ def test_run_refuses_a_database_without_the_schema(tmp_path: Path, db_url: str) 
     assert line.startswith("watcher: error: database schema is at none (empty database)")
     assert line.endswith("run `watcher db upgrade`")
     assert not (tmp_path / "home" / HEARTBEAT_NAME).exists()
+
+
+# -- the web UI inside the daemon -----------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_run_with_http_serves_the_ui_and_api_beside_the_checks(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    settings = Settings.from_env({}, home=home)
+    upgrade(settings.database_url)
+    origin = f"http://127.0.0.1:{free_port()}"
+    with LocalServer() as site:
+        [path] = add_articles(settings, site, 1)
+        daemon = Daemon(home, args=("--http", origin.removeprefix("http://")),
+                        WATCHER_SERVE_TOKEN="s3cret")  # fmt: skip
+        daemons.append(daemon.start())
+
+        def versions() -> int:
+            [watch] = httpx.get(origin + "/api/watches", timeout=5).json()["items"]
+            return int(watch["versions"])
+
+        wait_for("the first version, seen through the API", lambda: versions() == 1)
+        found = httpx.get(origin + "/api/search", params={"q": "第 0 条"}, timeout=5).json()
+        assert [(h["url"], h["seq"]) for h in found["items"]] == [(site.url(path), 1)]
+        page = httpx.get(origin + "/", timeout=5)
+        assert page.status_code == 200 and "快讯 0" in page.text
+        # writes go through the daemon's own store, with the token
+        [watch] = httpx.get(origin + "/api/watches", timeout=5).json()["items"]
+        paused = httpx.post(f"{origin}/api/watches/{watch['id']}/pause", timeout=5,
+                            headers={"Authorization": "Bearer s3cret"})  # fmt: skip
+        assert paused.status_code == 200 and paused.json()["state"] == "paused"
+        assert daemon.stop() == 0
+    log = daemon.output()
+    assert f"web UI and API at {origin}/ (writes allowed with the token)" in log
+    assert "Traceback" not in log
+    with pytest.raises(httpx.TransportError):  # the port was given back
+        httpx.get(origin + "/", timeout=2)
+
+
+def test_run_refuses_to_start_when_its_http_port_is_taken(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        bind = f"127.0.0.1:{taken.getsockname()[1]}"
+        code, out, err = cli(tmp_path / "home", "run", "--http", bind)
+    assert code == 2 and out == ""
+    assert err.splitlines() == [f"watcher: error: cannot listen on {bind}: Address already in use"]
+    assert not (tmp_path / "home" / HEARTBEAT_NAME).exists()
+    code, _, err = cli(tmp_path / "home", "run", "--http", "localhost")
+    assert code == 2 and "HOST:PORT" in err
 
 
 # -- several daemons on one PostgreSQL database ---------------------------------------

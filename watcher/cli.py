@@ -23,7 +23,7 @@ import json
 import sys
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
@@ -37,7 +37,14 @@ from watcher.errors import ConfigError, WatcherError
 from watcher.logs import configure as configure_logging
 from watcher.models import Article, BlockKind, Snapshot, TimeBasis
 from watcher.safetext import escape_unsafe, for_colour_terminal, for_terminal, one_line
-from watcher.settings import CONFIG_NAME, Settings, format_duration, parse_duration
+from watcher.settings import (
+    CONFIG_NAME,
+    DEFAULT_BIND,
+    Settings,
+    format_duration,
+    parse_bind,
+    parse_duration,
+)
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -999,19 +1006,30 @@ def _say_failing(failing: Sequence[WatchSummary]) -> None:
 
 
 @main.command()
+@click.option("--http", "bind", is_flag=False, flag_value=DEFAULT_BIND, default=None,
+              metavar="[HOST:PORT]",
+              help=f"Also serve the web UI and JSON API (as watcher serve does), "
+                   f"at HOST:PORT or {DEFAULT_BIND}; default: WATCHER_HTTP, else not served.")  # fmt: skip
 @click.pass_context
 @fail_cleanly
-def run(ctx: click.Context) -> None:
+def run(ctx: click.Context, bind: str | None) -> None:
     """Run the daemon in the foreground until SIGTERM/SIGINT (systemd runs this).
 
     \b
     Example:
       watcher run
+      watcher run --http 127.0.0.1:8765
       WATCHER_LOG_FORMAT=json watcher run
     """
     from watcher import daemon
 
     settings = _settings(ctx)
+    if bind is not None:
+        try:
+            parse_bind(bind)
+        except WatcherError as exc:
+            raise click.BadParameter(f"{bind!r}: {exc}", param_hint="--http") from None
+        settings = replace(settings, http=bind.strip())
     settings.home.mkdir(parents=True, exist_ok=True)
     try:
         sys.exit(daemon.run(settings))  # creates the data folder's database, refuses an old one
@@ -1250,7 +1268,7 @@ def site_command(ctx: click.Context, directory: Path, base_url: str, tz: str | N
 
 
 @main.command("serve")
-@click.option("--bind", default="127.0.0.1:8765", show_default=True, metavar="HOST:PORT",
+@click.option("--bind", default=DEFAULT_BIND, show_default=True, metavar="HOST:PORT",
               help="Address to listen on; anything but 127.0.0.1 belongs behind a proxy.")  # fmt: skip
 @click.pass_context
 @fail_cleanly
@@ -1258,37 +1276,37 @@ def serve_command(ctx: click.Context, bind: str) -> None:
     """Serve a live web UI and JSON API over the database, with full-text search.
 
     Pages for the watches, each article's versions and changes, and each
-    version as it read; /api/… for programs; search over every version
-    (index: $WATCHER_HOME/search.db). Read-only unless WATCHER_SERVE_TOKEN
-    is set; then POST /api/watches, /api/watches/ID/pause and /resume take
-    Authorization: Bearer TOKEN. Ctrl-C stops it.
+    version as it read; /api/… for programs; search over every version.
+    Read-only unless WATCHER_SERVE_TOKEN is set; then POST /api/watches,
+    PATCH /api/watches/ID, POST /api/watches/ID/pause and /resume take
+    Authorization: Bearer TOKEN. Ctrl-C stops it. `watcher run --http`
+    serves the same from inside the daemon.
 
     \b
     Example:
       watcher serve --bind 127.0.0.1:8765
       curl 'http://127.0.0.1:8765/api/search?q=拜登'
     """
-    import uvicorn
-
     from watcher import api
     from watcher.search import open_index
+    from watcher.web import server
     from watcher.web.app import create_app
 
-    host, _, port = bind.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise WatcherError(f"--bind {bind!r}: use HOST:PORT, e.g. 127.0.0.1:8765")
+    try:
+        sock = server.listen(bind)
+    except WatcherError as exc:
+        raise click.BadParameter(str(exc), param_hint="--bind") from None
     settings = _settings(ctx)
     store = api.open_store(settings, readonly=not settings.serve_token)
     try:
         app = create_app(store, open_index(settings.home), token=settings.serve_token)
         mode = "writes allowed with the token" if settings.serve_token else "read-only"
         _say(f"serving http://{bind}/ ({mode}); Ctrl-C stops")
-        # uvicorn stops gracefully on SIGINT/SIGTERM, then re-raises the signal
-        uvicorn.run(app, host=host.strip("[]"), port=int(port), log_config=None,
-                    log_level=settings.log_level.lower(), server_header=False)  # fmt: skip
+        server.serve(app, sock, log_level=settings.log_level)
     except KeyboardInterrupt:
         pass
     finally:
+        sock.close()
         store.close()
 
 

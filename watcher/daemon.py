@@ -3,6 +3,8 @@
 A signal only flips state (stop claiming); in-flight checks get ``grace``
 seconds to finish; then the fetcher, the store and the lock close in reverse
 order of opening and the process exits 0, as systemd expects on SIGTERM.
+With ``--http`` the web UI's port is bound before anything else starts, the
+server runs in the same event loop, and it is the first thing stopped.
 
 Starting after a crash (kill -9, power loss): with the data folder locked,
 the daemon first removes the archive files a killed check wrote but never
@@ -36,6 +38,7 @@ from watcher.store import Store, current_revision, now_ms, safe_url, upgrade
 
 if TYPE_CHECKING:
     from watcher.notify import deliver
+    from watcher.web.server import EmbeddedServer
 
 log = logging.getLogger(__name__)
 LOCK_NAME = "daemon.lock"
@@ -211,7 +214,11 @@ def run(settings: Settings) -> int:
     """Run the daemon until SIGTERM/SIGINT; returns the exit status."""
     lock = DaemonLock(settings.home)
     lock.acquire()
+    sock = None
     try:
+        # The web UI's port, when asked for, before anything starts: a port taken
+        # is a refusal to start, not a daemon running without the UI it was told to serve.
+        sock = _listen(settings.http) if settings.http else None
         if settings.database_url == settings.default_database_url and not (
             current_revision(settings.database_url)
         ):
@@ -223,16 +230,37 @@ def run(settings: Settings) -> int:
             worker = daemon_identity(settings.home)
             recover_archive(settings, store)
             take_back_leases(settings, store, worker)
-            asyncio.run(_serve(settings, store, worker))
+            asyncio.run(_serve(settings, store, worker, sock))
         finally:
             store.close()
     finally:
+        if sock is not None:
+            sock.close()
         lock.release()
     log.info("watcher daemon stopped")
     return 0
 
 
-async def _serve(settings: Settings, store: Store, worker: str) -> None:
+def _listen(bind: str) -> socket.socket:
+    from watcher.web.server import listen  # noqa: PLC0415 (uvicorn only when serving)
+
+    return listen(bind)
+
+
+async def _start_http(settings: Settings, store: Store, sock: socket.socket) -> EmbeddedServer:
+    from watcher.search import open_index  # noqa: PLC0415
+    from watcher.web.app import create_app  # noqa: PLC0415
+    from watcher.web.server import EmbeddedServer  # noqa: PLC0415
+
+    app = create_app(store, open_index(settings.home), token=settings.serve_token)
+    server = EmbeddedServer(app, sock, log_level=settings.log_level, grace_s=settings.grace)
+    await server.start()
+    mode = "writes allowed with the token" if settings.serve_token else "read-only"
+    log.info("web UI and API at http://%s/ (%s)", settings.http, mode)
+    return server
+
+
+async def _serve(settings: Settings, store: Store, worker: str, sock: socket.socket | None) -> None:
     # The stages are imported here, not at the top: `watcher status` and
     # `watcher check` use this module's lock, heartbeat and worker id, and
     # should not load the fetcher, the parsers, APScheduler and Apprise.
@@ -277,10 +305,13 @@ async def _serve(settings: Settings, store: Store, worker: str) -> None:
         write_heartbeat(settings.home, worker, started)
         scheduler.start()
         sending = asyncio.create_task(deliver.serve(deliverer, stop, wake, settings.poll))
+        http = await _start_http(settings, store, sock) if sock is not None else None
         try:
             await stop.wait()
             log.info("stopping: no new checks will be claimed")
         finally:
+            if http is not None:  # first: no page is served from a store closing
+                await http.stop()
             scheduler.shutdown(wait=False)
             await dispatcher.drain(settings.grace)
             await poller.stop()  # after the grace period a poll under way had too

@@ -127,6 +127,23 @@ def switch(text: str) -> bool:
     raise WatcherError("use on or off")
 
 
+DEFAULT_BIND = "127.0.0.1:8765"
+
+
+def parse_bind(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8765`` for IPv6) as (host, port); WatcherError otherwise."""
+    host, _, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise WatcherError(f"use HOST:PORT, e.g. {DEFAULT_BIND}")
+    return host, int(port)
+
+
+def _bind(text: str) -> str:
+    parse_bind(text)
+    return text.strip()
+
+
 def _source_interval(text: str) -> float:
     seconds = parse_duration(text)
     if seconds < 60:
@@ -201,8 +218,12 @@ SPECS: tuple[Spec, ...] = (
          "Public base URL of the report site (e.g. https://watch.example.org/), for "
          "links in notifications. Default: none; messages carry no report link."),
     Spec("serve_token", "WATCHER_SERVE_TOKEN", "",
-         "Bearer token that allows writes through watcher serve's API (adding, pausing, "
-         "resuming watches). Default: none; the web UI and API are read-only."),
+         "Bearer token that allows writes through the web API (adding watches, changing "
+         "their interval or tags, pausing, resuming). Default: none; read-only."),
+    Spec("http", "WATCHER_HTTP", "",
+         "Serve the web UI and JSON API from inside watcher run, at HOST:PORT "
+         "(e.g. 127.0.0.1:8765; the same as watcher serve). Default: none, not served.",
+         _bind),
     Spec("delivery_attempts", "WATCHER_DELIVERY_ATTEMPTS", "8",
          "Attempts to deliver a message before it becomes a dead letter "
          "(see watcher deliveries).", int),
@@ -397,6 +418,7 @@ class Settings:
     grace: float
     public_url: str
     serve_token: str
+    http: str
     delivery_attempts: int
     delivery_backoff: float
     log_format: str
