@@ -178,8 +178,8 @@ class SourcePoller:
 
     async def _poll(self, source: SourceRecord, now: int) -> PollResult:
         try:
-            fetched = await self.fetcher.fetch(
-                source.url, etag=source.etag, last_modified=source.last_modified
+            fetched = await self.fetcher.fetch(  # a source's body is not evidence: no WARC
+                source.url, etag=source.etag, last_modified=source.last_modified, record=False
             )
             if fetched.not_modified:
                 result = await asyncio.to_thread(self._unchanged, source, fetched, now)

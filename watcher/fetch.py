@@ -355,6 +355,7 @@ class Fetcher:
         etag: str | None = None,
         last_modified: str | None = None,
         known: Callable[[FetchResult], bool] | None = None,
+        record: bool = True,
     ) -> FetchResult:
         """GET ``url``, conditionally when ``etag``/``last_modified`` are known.
 
@@ -363,6 +364,9 @@ class Fetcher:
         caller already has this body, and it comes back undecoded
         (``known_body``, ``text`` None), which saves the charset work on a
         page that did not change.
+
+        ``record=False``: no ``exchanges`` even when the fetcher records, for
+        a caller that keeps no WARC record of this fetch (feed polls).
 
         Retries timeouts, connection errors, 5xx and 429; raises the matching
         ``FetchError`` subclass once the retries are used up.
@@ -373,7 +377,9 @@ class Fetcher:
         failures = 0
         while True:
             try:
-                result = await self._attempt(url, headers, etag, last_modified, known)
+                result = await self._attempt(
+                    url, headers, etag, last_modified, known, record=record
+                )
             except _Retryable as failure:
                 failures += 1
                 if failures > self.settings.retries:
@@ -409,9 +415,11 @@ class Fetcher:
         etag: str | None,
         last_modified: str | None,
         known: Callable[[FetchResult], bool] | None,
+        *,
+        record: bool,
     ) -> FetchResult:
         """One request, with every httpx failure translated."""
-        tape: list[_Taped] | None = [] if self.settings.record else None
+        tape: list[_Taped] | None = [] if self.settings.record and record else None
         token = _TAPE.set(tape)
         async with self._slot(urlsplit(url).hostname or ""):
             try:
