@@ -10,6 +10,7 @@ import io
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from watcher import snapshot, warc
 from watcher.cli import main
 from watcher.fetch import Fetcher
 from watcher.pipeline import Pipeline
-from watcher.store import Store
+from watcher.store import QuietCheck, Store
 
 ARTICLE = snapshot.read(SEED)
 OLD_PATH = "/old-link"
@@ -235,3 +236,55 @@ def test_warc_off_writes_no_files(
     [version] = env.versions(url)
     assert version.evidence.warc_file is None
     assert version.evidence.chain_hash is not None  # the chain still holds the snapshot
+
+
+def test_a_fetch_asked_not_to_record_keeps_no_exchanges(env: PipelineEnv) -> None:
+    """Feed and section-page polls are not evidence: their bodies are not taped."""
+    url = env.site.url(OLD_PATH)
+
+    async def both() -> tuple[int, int]:
+        async with Fetcher(env.settings.fetch_settings()) as fetcher:
+            recorded = await fetcher.fetch(url)
+            unrecorded = await fetcher.fetch(url, record=False)
+        return len(recorded.exchanges), len(unrecorded.exchanges)
+
+    assert env.settings.fetch_settings().record
+    assert asyncio.run(both()) == (2, 0)  # the redirect hop and the page; then nothing
+
+
+def test_after_a_restart_the_quiet_path_looks_up_the_prior_record_off_the_event_loop(
+    env: PipelineEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon writes unchanged checks from the event loop (a sink); the
+    first one of a watch after a start needs its last WARC record from the
+    database, which must not stall the loop: it goes to a worker thread."""
+    url = env.add(ARTICLE_PATH)
+    env.check(url)  # a first process: the version names its record
+    lookups: list[str] = []
+    latest = env.store.latest_version
+
+    def spy(watch_id: int) -> Any:
+        lookups.append(threading.current_thread().name)
+        return latest(watch_id)
+
+    monkeypatch.setattr(env.store, "latest_version", spy)
+    sunk: list[QuietCheck] = []
+
+    async def restarted() -> None:  # a second process, two unchanged checks
+        async with Fetcher(env.fetch) as fetcher:
+            pipeline = Pipeline(env.store, fetcher, env.settings, clock=env.clock)
+            pipeline.quiet_sink = sunk.append
+            for _ in range(2):
+                env.clock.advance(minutes=30)
+                await pipeline.check(env.watch(url))
+            pipeline.close()
+
+    asyncio.run(restarted())
+    assert lookups and threading.main_thread().name not in lookups
+    assert len(sunk) == 1  # the first went through a worker thread, the second to the sink
+    kept = [r for r in records(env.settings.warc_dir) if r.rec_type in {"response", "revisit"}]
+    first, *revisits = kept
+    assert [r.rec_type for r in revisits] == ["revisit", "revisit"]
+    assert {r.rec_headers.get_header("WARC-Refers-To") for r in revisits} == {
+        first.rec_headers.get_header("WARC-Record-ID")
+    }

@@ -147,6 +147,11 @@ class WarcLog:
         self._serial = 0
         self._priors: dict[str, Prior] = {}
 
+    def remembers(self, exchanges: Sequence[Exchange]) -> bool:
+        """Can :meth:`write` do without its ``lookup`` for this fetch? (False:
+        the lookup reads the database and a file, work for a worker thread.)"""
+        return not exchanges or exchanges[-1].url in self._priors
+
     def write(
         self,
         exchanges: Sequence[Exchange],
