@@ -237,12 +237,7 @@ class Handlers:
         refused = self._refuse(request)
         if refused is not None:
             return refused
-        try:
-            payload = await request.json()
-        except ValueError:
-            raise BadRequest("send JSON: {\"urls\": [\"https://…\"], \"tags\": [], "
-                             "\"interval\": \"10m\"}") from None  # fmt: skip
-        urls, tags, interval = _add_request(payload)
+        urls, tags, interval = _add_request(await _json(request, ADD_EXAMPLE))
         try:
             results = await run_in_threadpool(self._add, urls, tags, interval)
         except WatcherError as exc:
@@ -254,11 +249,7 @@ class Handlers:
         refused = self._refuse(request)
         if refused is not None:
             return refused
-        try:
-            payload = await request.json()
-        except ValueError:
-            raise BadRequest(SET_EXAMPLE) from None
-        interval, tag, untag = _set_request(payload)
+        interval, tag, untag = _set_request(await _json(request, SET_EXAMPLE))
         watch = self._watch(request.path_params["watch_id"])
         if watch is None:
             return _json_error(404, "no such watch")
@@ -374,7 +365,16 @@ def _add_request(payload: Any) -> tuple[list[str], list[str], str | None]:
     return urls, tags, interval
 
 
+ADD_EXAMPLE = 'send JSON: {"urls": ["https://…"], "tags": [], "interval": "10m"}'
 SET_EXAMPLE = 'send JSON such as {"interval": "30m", "tag": ["desk"], "untag": ["draft"]}'
+
+
+async def _json(request: Request, example: str) -> Any:
+    """The request's JSON body; a 400 showing ``example`` if it is not JSON."""
+    try:
+        return await request.json()
+    except ValueError:
+        raise BadRequest(example) from None
 
 
 def _set_request(payload: Any) -> tuple[str | None, list[str], list[str]]:
