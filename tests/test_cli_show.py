@@ -9,22 +9,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from tests.support.env import PipelineEnv, make_env
 from tests.support.http_server import LocalServer
 from tests.support.newsroom import ARTICLE_PATH, LEAD, SEED, Newsroom
-from watcher import snapshot
-from watcher.cli import main
 from watcher.store import Store
 
-ARTICLE = snapshot.read(SEED)
 NEW_LEAD = "预计将持续约三个小时。"
 
 
 @pytest.fixture
 def room() -> Newsroom:
-    return Newsroom(title=ARTICLE.title, main=ARTICLE.body)
+    return Newsroom.seed()
 
 
 @pytest.fixture
@@ -51,14 +48,7 @@ def url(env: PipelineEnv, room: Newsroom) -> str:
 
 
 def show(env: PipelineEnv, *args: str) -> Result:
-    return CliRunner().invoke(
-        main,
-        ["show", *args],
-        env={
-            "WATCHER_HOME": str(env.settings.home),
-            "WATCHER_DATABASE_URL": env.settings.database_url,
-        },
-    )
+    return env.cli("show", *args)
 
 
 def iso(ms: int) -> str:

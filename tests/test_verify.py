@@ -25,7 +25,7 @@ OTHER_PATH = "/news/other"
 
 @pytest.fixture
 def room() -> Newsroom:
-    return Newsroom(title=ARTICLE.title, main=ARTICLE.body)
+    return Newsroom.seed()
 
 
 @pytest.fixture
@@ -57,14 +57,7 @@ def url(env: PipelineEnv, room: Newsroom) -> str:
 
 
 def verify(env: PipelineEnv, *urls: str) -> Result:
-    return CliRunner().invoke(
-        main,
-        ["verify", *urls],
-        env={
-            "WATCHER_HOME": str(env.settings.home),
-            "WATCHER_DATABASE_URL": env.settings.database_url,
-        },
-    )
+    return env.cli("verify", *urls)
 
 
 def test_an_untouched_record_verifies(env: PipelineEnv, url: str) -> None:

@@ -16,14 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from warcio.archiveiterator import ArchiveIterator
 
 from tests.support.env import PipelineEnv, make_env
 from tests.support.http_server import LocalServer, Request
 from tests.support.newsroom import ARTICLE_PATH, LEAD, SEED, Newsroom
 from watcher import snapshot, warc
-from watcher.cli import main
 from watcher.fetch import Fetcher
 from watcher.pipeline import Pipeline
 from watcher.store import QuietCheck, Store
@@ -206,14 +204,7 @@ def test_export_warc_of_one_url_keeps_its_fetches_and_what_they_revisit(
         env.check(other)
         env.clock.advance(minutes=30)
     out = tmp_path / "evidence"
-    result = CliRunner().invoke(
-        main,
-        ["export", "--warc", str(out), "--url", url],
-        env={
-            "WATCHER_HOME": str(env.settings.home),
-            "WATCHER_DATABASE_URL": env.settings.database_url,
-        },
-    )
+    result = env.cli("export", "--warc", str(out), "--url", url)
     assert result.exit_code == 0, result.output
     assert "wrote 4 WARC records" in result.output
     [exported] = warc.warc_files(out)

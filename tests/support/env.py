@@ -8,9 +8,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
+from click.testing import CliRunner, Result
+
 from tests.support.clock import Clock
 from tests.support.http_server import LocalServer
 from watcher import api
+from watcher.cli import main
 from watcher.fetch import Fetcher
 from watcher.pipeline import CheckResult, Pipeline
 from watcher.settings import FetchSettings, Settings
@@ -42,6 +45,12 @@ class PipelineEnv:
                 return await pipeline.check(self.watch(url))
 
         return asyncio.run(run())
+
+    def cli(self, *args: str) -> Result:
+        """``watcher ARGS`` on this data folder and database."""
+        env = {"WATCHER_HOME": str(self.settings.home),
+               "WATCHER_DATABASE_URL": self.settings.database_url}  # fmt: skip
+        return CliRunner().invoke(main, list(args), env=env)
 
     def watch(self, url: str) -> WatchRecord:
         watch = self.store.get_watch(url)

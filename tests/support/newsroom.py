@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from tests.support.http_server import LocalServer, Request
-from watcher import demo
+from watcher import demo, snapshot
 
 SEED = demo.SEED
 ARTICLE_PATH = demo.ARTICLE_PATH
@@ -29,6 +29,12 @@ LEAD = demo.LEAD
 class Newsroom(demo.Newsroom):
     """The ``watcher demo`` newsroom's page (title, body, edits), served by a
     test's LocalServer instead of the demo's own server."""
+
+    @classmethod
+    def seed(cls) -> Newsroom:
+        """The seed article (the demo's), unedited."""
+        article = snapshot.read(SEED)
+        return cls(title=article.title, main=article.body)
 
     def respond(self, req: Request) -> None:
         """A LocalServer route: the page while ``status`` is 200, else a 404."""
