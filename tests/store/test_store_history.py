@@ -171,6 +171,22 @@ def test_changes_stored_and_read_back(store: Store, watch_id: int) -> None:
     assert store.change(424242) is None
 
 
+def test_changes_after_an_id_are_read_over_all_watches_in_id_order(
+    store: Store, watch_id: int
+) -> None:
+    other = store.add_watch(URL + "?b", site="news.example.com", now_ms=1)[0].id
+    made = []
+    for n, watch in enumerate([watch_id, other, watch_id, other]):
+        old, new = add_version(store, watch, f"{n}a"), add_version(store, watch, f"{n}b")
+        made.append(store.add_change(change_of("title"), watch_id=watch, old_version_id=old.id,
+                                     new_version_id=new.id, created_at=100 * (n + 1)))  # fmt: skip
+    assert [c.id for c in store.changes_after(0)] == made
+    assert [c.id for c in store.changes_after(made[0], limit=2)] == made[1:3]
+    assert [c.id for c in store.changes_after(0, since_ms=300)] == made[2:]
+    assert [c.watch_id for c in store.changes_after(0)] == [watch_id, other, watch_id, other]
+    assert store.changes_after(made[-1]) == []
+
+
 def test_transaction_commits_all_writes_together(store: Store, watch_id: int) -> None:
     old = add_version(store, watch_id, "old")
     with store.transaction() as tx:

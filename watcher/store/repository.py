@@ -871,6 +871,17 @@ class Repository(OutboxRepository, SourcesRepository):
         """All changes of a watch, oldest first."""
         return self._changes(ChangeRow.watch_id == watch_id)
 
+    def changes_after(
+        self, change_id: int, *, since_ms: int | None = None, limit: int = 100
+    ) -> list[ChangeRecord]:
+        """Up to ``limit`` changes over all watches with ids above ``change_id``
+        (recorded at or after ``since_ms`` if given), in id order: a reader
+        polling for what is new keeps the last id it saw."""
+        conditions = [ChangeRow.id > change_id]
+        if since_ms is not None:
+            conditions.append(ChangeRow.created_at >= since_ms)
+        return self._changes(*conditions, limit=max(0, limit))
+
     def _changes(
         self, *conditions: ColumnElement[bool], limit: int | None = None
     ) -> list[ChangeRecord]:

@@ -181,26 +181,15 @@ def changes_page(
 ) -> Page[ChangeRecord]:
     """Changes recorded at or after ``since_ms`` (when they were stored), of
     ``kind`` if given, oldest first: a client polls with the last
-    ``next_cursor`` and gets only what is new. The store has no such query,
-    so the ids are read with one plain SELECT (integers only) and each change
-    through the store."""
+    ``next_cursor`` and gets only what is new."""
     after = parse_cursor(cursor, 1)[0] if cursor else 0
     found: list[ChangeRecord] = []
     while len(found) <= limit:
-        sql = (
-            f"SELECT id FROM changes WHERE id > {int(after)}"
-            + (f" AND created_at >= {int(since_ms)}" if since_ms is not None else "")
-            + f" ORDER BY id LIMIT {int(limit) + 1}"
-        )
-        with store.engine.connect() as conn:
-            ids = [int(i) for (i,) in conn.exec_driver_sql(sql)]
-        if not ids:
+        batch = store.changes_after(after, since_ms=since_ms, limit=limit + 1)
+        if not batch:
             break
-        after = ids[-1]
-        for change_id in ids:
-            change = store.change(change_id)
-            if change is not None and (kind is None or kind in change.kinds):
-                found.append(change)
+        after = batch[-1].id
+        found += [c for c in batch if kind is None or kind in c.kinds]
     page = found[:limit]
     more = len(found) > limit
     return Page(page, str(page[-1].id) if more and page else None)
