@@ -203,12 +203,15 @@ class Pipeline:
                 quiet is not None
                 and self.quiet_sink is not None
                 and not feedmeta.pending(watch.source_meta)
-                and (self.warc is None or self.warc.remembers(fetched.exchanges))
             ):
                 # nothing to process or look up: no worker thread, and the
-                # dispatcher writes the check together with others (the first
-                # check of a watch after a start looks up its last WARC record
-                # in the database: that goes to a worker thread)
+                # dispatcher writes the check together with others. Only the
+                # first check of a watch after a start looks up the WARC record
+                # its revisit refers to, in the database: in a worker thread.
+                if self.warc is not None and not self.warc.remembers(fetched.exchanges):
+                    await asyncio.to_thread(
+                        self.warc.recall, fetched.exchanges, lambda: self._prior_record(watch)
+                    )
                 result = self._defer(watch, fetched, now, quiet, self.quiet_sink)
             else:
                 # Extraction, parsing and diffing are CPU work: a worker thread keeps

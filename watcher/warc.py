@@ -149,8 +149,19 @@ class WarcLog:
 
     def remembers(self, exchanges: Sequence[Exchange]) -> bool:
         """Can :meth:`write` do without its ``lookup`` for this fetch? (False:
-        the lookup reads the database and a file, work for a worker thread.)"""
+        the lookup reads the database and a file, work for a worker thread:
+        :meth:`recall` first.)"""
         return not exchanges or exchanges[-1].url in self._priors
+
+    def recall(self, exchanges: Sequence[Exchange], lookup: Lookup) -> None:
+        """Remember the record ``lookup`` finds (the one the watch's latest
+        version names) for this fetch's final URL, if none is remembered yet."""
+        if not exchanges or exchanges[-1].url in self._priors:
+            return
+        found = lookup()  # outside the lock: it may read the database
+        if found is not None:
+            with self._lock:
+                self._priors.setdefault(exchanges[-1].url, found)
 
     def write(
         self,
@@ -170,12 +181,8 @@ class WarcLog:
         """
         if not exchanges:
             return None
-        final = exchanges[-1].url
-        if lookup is not None and final not in self._priors:
-            found = lookup()  # outside the lock: it may read the database
-            if found is not None:
-                with self._lock:
-                    self._priors.setdefault(final, found)
+        if lookup is not None:
+            self.recall(exchanges, lookup)
         with self._lock:
             try:
                 out = self._open()
