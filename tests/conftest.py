@@ -73,21 +73,24 @@ class PostgresUnavailable:
 
 
 @contextmanager
-def pg_scratch_database(prefix: str = "watcher_test") -> Iterator[str | PostgresUnavailable]:
-    """Create a throwaway PostgreSQL database; yield its URL (or why there is none)."""
+def pg_scratch_database(
+    prefix: str = "watcher_test", admin_url: str = PG_ADMIN_URL
+) -> Iterator[str | PostgresUnavailable]:
+    """Create a throwaway PostgreSQL database through ``admin_url``'s server;
+    yield its URL (or why there is none)."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except SQLAlchemyError as exc:
         admin.dispose()
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        where = make_url(PG_ADMIN_URL).render_as_string(hide_password=True)
+        where = make_url(admin_url).render_as_string(hide_password=True)
         yield PostgresUnavailable(f"PostgreSQL at {where} unavailable: {reason}")
         return
     try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -39,7 +39,7 @@ from watcher import snapshot as snapshot_mod
 from watcher.cli import main
 from watcher.diff import diff_snapshots
 from watcher.models import Snapshot
-from watcher.search import SearchIndex
+from watcher.search import INDEX_NAME, open_index
 from watcher.store import Store, WatchRecord, WatchState, open_engine
 from watcher.web.app import CSP, create_app
 
@@ -171,7 +171,7 @@ class Served:
 @contextmanager
 def serving(store: Store, home: Path, token: str = "") -> Iterator[Served]:
     """The app on uvicorn in a thread, on a free port of 127.0.0.1."""
-    app = create_app(store, SearchIndex(home / "search.db"), token=token)
+    app = create_app(store, open_index(home, store), token=token)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", log_config=None)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -596,7 +596,7 @@ def free_port() -> int:
 
 
 def test_watcher_serve_runs_read_only_and_stops_gracefully_on_sigterm(
-    store: Store, db_url: str, home: Path
+    store: Store, db_url: str, dialect: str, home: Path
 ) -> None:
     watch = edited_history(store)
     port = free_port()
@@ -617,7 +617,8 @@ def test_watcher_serve_runs_read_only_and_stops_gracefully_on_sigterm(
         assert [i["seq"] for i in response.json()["items"]] == [2, 1]
         refused = httpx.post(origin + f"/api/watches/{watch.id}/pause", timeout=5)
         assert refused.status_code == 403
-        assert (home / "search.db").is_file()
+        # the index: a file beside a SQLite database, a table in a PostgreSQL one
+        assert (home / INDEX_NAME).is_file() == (dialect == "sqlite")
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)

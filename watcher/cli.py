@@ -1293,13 +1293,14 @@ def serve_command(ctx: click.Context, bind: str) -> None:
     from watcher.web.app import create_app
 
     try:
-        sock = server.listen(bind)
+        parse_bind(bind)
     except WatcherError as exc:
-        raise click.BadParameter(str(exc), param_hint="--bind") from None
+        raise WatcherError(f"--bind {bind!r}: {exc}") from None
+    sock = server.listen(bind)  # a port taken: one line, before anything starts
     settings = _settings(ctx)
     store = api.open_store(settings, readonly=not settings.serve_token)
     try:
-        app = create_app(store, open_index(settings.home), token=settings.serve_token)
+        app = create_app(store, open_index(settings.home, store), token=settings.serve_token)
         mode = "writes allowed with the token" if settings.serve_token else "read-only"
         _say(f"serving http://{bind}/ ({mode}); Ctrl-C stops")
         server.serve(app, sock, log_level=settings.log_level)

@@ -252,7 +252,7 @@ async def _start_http(settings: Settings, store: Store, sock: socket.socket) -> 
     from watcher.web.app import create_app  # noqa: PLC0415
     from watcher.web.server import EmbeddedServer  # noqa: PLC0415
 
-    app = create_app(store, open_index(settings.home), token=settings.serve_token)
+    app = create_app(store, open_index(settings.home, store), token=settings.serve_token)
     server = EmbeddedServer(app, sock, log_level=settings.log_level, grace_s=settings.grace)
     await server.start()
     mode = "writes allowed with the token" if settings.serve_token else "read-only"

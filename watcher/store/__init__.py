@@ -26,6 +26,9 @@ Tables (all times are epoch milliseconds, UTC, in BIGINT columns):
   files are the built-in ``reports`` channel), written with the change in one
   transaction and leased by senders (see :mod:`watcher.store.outbox`).
 - ``sources``: feeds and section pages whose article links become watches.
+- ``search_texts`` (PostgreSQL only): each version's title and plain text,
+  with GIN indexes over their trigrams: the database's full-text index
+  (:mod:`watcher.store.searchtexts`; SQLite's is a file beside it).
 
 Migrations are in the top-level ``alembic/`` folder; :func:`upgrade` runs
 them and :func:`check_schema` refuses a database that is behind.

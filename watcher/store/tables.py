@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -280,3 +281,46 @@ class BlockSighting(Base):
     story: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (Index("ix_block_sightings_watch_id", "watch_id"),)
+
+
+#: The GIN trigram indexes of ``search_texts``: name -> column. Not declared
+#: on the table below: their expression names pg_trgm's schema, known only in
+#: the database (watcher.store.searchtexts.create_trigram_indexes makes them).
+TRIGRAM_INDEXES = {"ix_search_texts_title_trgm": "title", "ix_search_texts_body_trgm": "body"}
+
+
+class PostgresOnly(DeclarativeBase):
+    """Tables only a PostgreSQL database has: their migrations skip SQLite,
+    so ``tests/store`` compares these with a PostgreSQL database alone."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = Base.type_annotation_map
+
+
+class SearchText(PostgresOnly):
+    """A version as the PostgreSQL search index keeps it (watcher/search/pgtrgm.py):
+    its place, the kinds of the change that led to it, title and plain text,
+    with GIN indexes over pg_trgm's trigrams of ``title`` and ``body``
+    (:data:`TRIGRAM_INDEXES`). The texts are kept out of line (TOAST) past
+    128 bytes a row, so a search reading candidates' times reads narrow rows."""
+
+    __tablename__ = "search_texts"
+
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey(Version.__table__.c.id, ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    )
+    watch_id: Mapped[int]
+    seq: Mapped[int] = mapped_column(Integer)
+    captured_at: Mapped[int]
+    sha256: Mapped[str]
+    kinds: Mapped[str] = mapped_column(server_default="")
+    title: Mapped[str]
+    body: Mapped[str]
+
+    __table_args__ = (
+        Index("ix_search_texts_time", text("captured_at DESC"), text("version_id DESC")),
+        Index("ix_search_texts_watch_id", "watch_id"),
+        {"postgresql_with": {"toast_tuple_target": 128}},
+    )

@@ -38,7 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from watcher import api
 from watcher.article import parse_article
 from watcher.errors import StoreError, WatcherError
-from watcher.search import Hit, SearchIndex
+from watcher.search import Hit, TextIndex
 from watcher.store import KEEP, Keep, Store, WatchRecord
 from watcher.web import jsonapi, pages
 from watcher.web.markup import SCRIPT, SCRIPT_PATH, STYLE, STYLE_PATH
@@ -127,7 +127,7 @@ def parse_since(text: str | None) -> int | None:
 class Handlers:
     """The endpoints, over one store, one search index and the write token."""
 
-    def __init__(self, store: Store, index: SearchIndex, token: str) -> None:
+    def __init__(self, store: Store, index: TextIndex, token: str) -> None:
         self.store = store
         self.index = index
         self.token = token
@@ -423,7 +423,7 @@ def _static(text: str, media_type: str) -> Callable[[Request], Response]:
     return serve
 
 
-def create_app(store: Store, index: SearchIndex, *, token: str = "") -> ASGIApp:
+def create_app(store: Store, index: TextIndex, *, token: str = "") -> ASGIApp:
     """The ASGI application over ``store``; writes need ``token`` (empty: refused)."""
     h = Handlers(store, index, token)
 
@@ -463,7 +463,7 @@ def create_app(store: Store, index: SearchIndex, *, token: str = "") -> ASGIApp:
     return SecurityHeaders(app)
 
 
-def _reconcile(index: SearchIndex, store: Store) -> None:
+def _reconcile(index: TextIndex, store: Store) -> None:
     try:
         index.reconcile(store)
     except Exception:
