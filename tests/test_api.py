@@ -665,7 +665,9 @@ def test_a_failing_watch_shows_its_last_error_until_a_check_succeeds(cli: Cli) -
         url = site.url("/a")
         cli("add", url)
         for _ in range(3):
-            assert cli("check", url).stdout == f"{url}: error: HTTP 500\n"
+            failed = cli("check", url)
+            assert failed.stdout == f"{url}: error: HTTP 500\n"
+            assert failed.stderr == ""  # said once, not again as a log line
         [row] = listed(cli)
         assert (row["state"], row["failures"], row["last_error"]) == ("failing", 3, "HTTP 500")
         table = cli("list").stdout.splitlines()

@@ -393,7 +393,10 @@ def test_run_refuses_to_start_when_its_http_port_is_taken(tmp_path: Path) -> Non
     assert err.splitlines() == [f"watcher: error: cannot listen on {bind}: Address already in use"]
     assert not (tmp_path / "home" / HEARTBEAT_NAME).exists()
     code, _, err = cli(tmp_path / "home", "run", "--http", "localhost")
-    assert code == 2 and "HOST:PORT" in err
+    assert code == 2
+    assert err.splitlines() == [
+        "watcher: error: --http 'localhost': use HOST:PORT, e.g. 127.0.0.1:8765"
+    ]
 
 
 # -- several daemons on one PostgreSQL database ---------------------------------------

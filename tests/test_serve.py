@@ -586,7 +586,19 @@ def test_the_serve_command_has_help_with_an_example() -> None:
     result = CliRunner().invoke(main, ["serve", "--help"])
     assert result.exit_code == 0 and "Example:" in result.output and "--bind" in result.output
     bad = CliRunner().invoke(main, ["serve", "--bind", "localhost"])
-    assert bad.exit_code == 2 and "HOST:PORT" in bad.output
+    assert bad.exit_code == 2
+    assert bad.stderr.splitlines() == [
+        "watcher: error: --bind 'localhost': use HOST:PORT, e.g. 127.0.0.1:8765"
+    ]
+    with socket.socket() as taken:  # a port in use: one line too, and nothing served
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        bind = f"127.0.0.1:{taken.getsockname()[1]}"
+        busy = CliRunner().invoke(main, ["serve", "--bind", bind])
+    assert busy.exit_code == 2
+    assert busy.stderr.splitlines() == [
+        f"watcher: error: cannot listen on {bind}: Address already in use"
+    ]
 
 
 def free_port() -> int:

@@ -65,7 +65,9 @@ def test_an_untouched_record_verifies(env: PipelineEnv, url: str) -> None:
     env.check(other)
     result = verify(env)
     assert result.exit_code == 0, result.output
-    assert "2 articles, 4 versions: 4 chained; 4 WARC records checked; no problems" in result.output
+    assert (
+        "2 articles, 4 versions: 4 chained; 4 WARC records looked up; no problems" in result.output
+    )
     # the chain links each version to the one before, from the genesis entry
     versions = env.versions(url)
     assert versions[0].evidence.prev_hash == evidence.GENESIS
@@ -102,7 +104,7 @@ def test_one_byte_edited_in_an_archive_file_is_reported(env: PipelineEnv, url: s
     result = verify(env, url)
     assert result.exit_code == 1
     assert f"{url} v2: archive file altered: {second.archive_path}" in result.output
-    assert "1 problems" in result.output
+    assert "; 1 problem" in result.output
 
 
 def test_a_deleted_warc_file_is_reported(env: PipelineEnv, url: str) -> None:

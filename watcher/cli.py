@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
@@ -801,6 +802,12 @@ def check(ctx: click.Context, urls: tuple[str, ...], check_all: bool) -> None:
     if not urls and not check_all:
         raise click.UsageError("give URLs or --all")
     settings = _settings(ctx)
+    # each check's outcome is printed below: at the default level, its log line
+    # would say it twice
+    checks_log = logging.getLogger("watcher.pipeline")
+    was = checks_log.level
+    if _log_level(settings, "check") == "WARNING":
+        checks_log.setLevel(logging.ERROR)
     store = api.open_store(settings)
     try:
         watches = api.watches_to_check(store, None if check_all else urls)
@@ -809,6 +816,7 @@ def check(ctx: click.Context, urls: tuple[str, ...], check_all: bool) -> None:
         bar.close()
     finally:
         store.close()
+        checks_log.setLevel(was)
     results = run.results
     for url in run.busy:
         _say(f"{url}: skipped, a running daemon is checking it right now")
@@ -1028,7 +1036,7 @@ def run(ctx: click.Context, bind: str | None) -> None:
         try:
             parse_bind(bind)
         except WatcherError as exc:
-            raise click.BadParameter(f"{bind!r}: {exc}", param_hint="--http") from None
+            raise WatcherError(f"--http {bind!r}: {exc}") from None
         settings = replace(settings, http=bind.strip())
     settings.home.mkdir(parents=True, exist_ok=True)
     try:
@@ -1202,9 +1210,10 @@ def verify(ctx: click.Context, urls: tuple[str, ...]) -> None:
     unchained = report.versions - report.chained
     before = f"; {unchained} stored before hashes were recorded" if unchained else ""
     _say(
-        f"{report.watches} articles, {report.versions} versions: {report.chained} chained"
-        f"{before}; {report.warc_records} WARC records checked; "
-        + ("no problems" if report.ok else f"{len(report.problems)} problems")
+        f"{_count(report.watches, 'article', 'articles')}, "
+        f"{_count(report.versions, 'version', 'versions')}: {report.chained} chained{before}; "
+        f"{_count(report.warc_records, 'WARC record', 'WARC records')} looked up; "
+        + ("no problems" if report.ok else _count(len(report.problems), "problem", "problems"))
     )
     if not report.ok:
         raise SystemExit(1)  # as a test that fails; 2 is for errors
