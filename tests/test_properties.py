@@ -244,7 +244,7 @@ def test_site_pages_and_the_feed_take_any_change(
     record = _record(change, new.url, summary)
     row = site.IndexRow(1, new.url, new.title, new.title, summary, 2, record)
     for page in (site.render_index([row]), site.render_recent([record])):
-        allowed = {site._TIME_JS, site._TIME_JS + site._INDEX_JS}  # the site's own, by hash
+        allowed = {site.TIME_JS, site.TIME_JS + site._INDEX_JS}  # the site's own, by hash
         assert executable_constructs(page, allowed_scripts=allowed) == []
     feed = etree.fromstring(site.render_feed([record], base_url=base).encode("utf-8"))
     for el in feed.iter(f"{ATOM}title", f"{ATOM}summary"):

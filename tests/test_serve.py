@@ -10,6 +10,7 @@ extraction (a hostile title, a phrase removed later).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import signal
@@ -283,11 +284,11 @@ def test_search_filters_and_pages(served: Served) -> None:
     # the kind of the change that led to the version
     kinds = walk(served, "/api/search", 5, q="paragraph", kind="title")
     assert [i["seq"] for i in kinds] == [2]
-    # a query without a term: a clear message, not an error page
-    empty = served.get("/api/search", params={"q": "  "}).json()
-    assert empty["items"] == [] and "search for" in empty["message"]
+    # a query without a term, a bad cursor: a 400 that says what to fix
+    empty = served.get("/api/search", params={"q": "  "})
+    assert empty.status_code == 400 and "search for" in empty.json()["error"]
     bad = served.get("/api/search", params={"q": "paragraph", "cursor": "nonsense"})
-    assert "bad cursor" in bad.json()["message"]
+    assert bad.status_code == 400 and "bad cursor" in bad.json()["error"]
 
 
 # -- pages ----------------------------------------------------------------------------------
@@ -365,7 +366,7 @@ def test_the_index_filters_by_site_tag_state_and_kind(served: Served) -> None:
         expected = [w.id for w in (edited, hostile)
                     if kind in (served.store.latest_change(w.id) or latest).kinds]  # fmt: skip
         assert sorted(listed(kind=kind, state="")) == sorted(expected)
-    assert listed(kind="no_such_kind") == []
+    assert served.get("/api/watches", params={"kind": "no_such_kind"}).status_code == 400
     page = served.get("/", params={"tag": "world"})
     assert f'href="/articles/{edited.id}"' in page.text
     assert f'href="/articles/{hostile.id}"' not in page.text
@@ -476,7 +477,7 @@ def test_a_watch_interval_and_tags_are_set_with_the_token(store: Store, home: Pa
             assert refused.status_code == 400 and "error" in refused.json(), bad
         too_often = served.patch(f"/api/watches/{watch.id}", headers=good,
                                  json={"interval": "1s"})  # fmt: skip
-        assert too_often.status_code == 409 and "interval" in too_often.json()["error"]
+        assert too_often.status_code == 409 and too_often.json()["error"].startswith("interval ")
         missing = served.patch("/api/watches/999999", headers=good, json=change)
         assert missing.status_code == 404
     after = store.get_watch_by_id(watch.id)
@@ -639,3 +640,65 @@ def test_watcher_serve_runs_read_only_and_stops_gracefully_on_sigterm(
     assert "Application shutdown complete" in err.decode()
     assert f"serving http://127.0.0.1:{port}/ (read-only)" in out.decode()
     assert db_url not in (out + err).decode()
+
+
+# -- what changed, in the pages and the API ---------------------------------------------------
+
+
+def test_the_article_and_version_pages_show_what_each_change_did(served: Served) -> None:
+    watch = edited_history(served.store)
+    versions = served.store.versions(watch.id)
+    article = served.get(f"/articles/{watch.id}").text
+    # the removed sentence and the edited word, marked up as the reports mark them
+    assert f'<span class="label">before</span>{REMOVED}, officials said.</p>' in article
+    assert "<del>Geneva</del>" in article and "<ins>Vienna</ins>" in article
+    assert article.count('<details class="report" open>') == 2  # both edits open
+    version = served.get(f"/versions/{versions[2].id}").text
+    assert "What changed since version 2" in version
+    assert "<del>Geneva</del>" in version and "<ins>Vienna</ins>" in version
+    first = served.get(f"/versions/{versions[0].id}").text
+    assert 'class="report"' not in first  # the first capture changed nothing
+
+
+def test_the_api_gives_each_change_its_full_record(served: Served) -> None:
+    watch = edited_history(served.store)
+    changes = served.get("/api/changes").json()["items"]
+    assert [len(c["record"]["items"]) >= 1 for c in changes] == [True, True]
+    removed = changes[0]["record"]["items"]
+    assert any(REMOVED in json.dumps(item, ensure_ascii=False) for item in removed)
+    versions = served.store.versions(watch.id)
+    detail = served.get(f"/api/versions/{versions[1].id}").json()
+    assert detail["change"]["record"]["schema"] >= 1 and detail["time_basis"] == "captured"
+    listed = served.get(f"/api/articles/{watch.id}/versions").json()["items"]
+    assert all("record" not in (v["change"] or {}) for v in listed)  # lists stay small
+
+
+def test_a_poller_resumes_from_poll_cursor_and_gets_only_what_is_new(served: Served) -> None:
+    edited_history(served.store)
+    first = served.get("/api/changes").json()
+    assert first["next_cursor"] is None and first["poll_cursor"]
+    again = served.get("/api/changes", params={"cursor": first["poll_cursor"]}).json()
+    assert again["items"] == [] and again["poll_cursor"] == first["poll_cursor"]
+    edited_history(served.store, url="https://news.example/world/second")
+    new = served.get("/api/changes", params={"cursor": first["poll_cursor"]}).json()
+    assert {c["url"] for c in new["items"]} == {"https://news.example/world/second"}
+    # of one kind: the changes looked at and skipped are not looked at again
+    titled = served.get("/api/changes", params={"kind": "title"}).json()
+    assert len(titled["items"]) == 2 and titled["poll_cursor"] == new["poll_cursor"]
+
+
+def test_a_mistyped_parameter_is_a_400_not_an_empty_list(served: Served) -> None:
+    edited_history(served.store)
+    for path, params in (
+        ("/api/changes", {"kind": "bogus"}),
+        ("/api/watches", {"state": "bogus"}),
+        ("/api/search", {"q": "Geneva", "cursor": "zzz"}),
+        ("/api/search", {"q": ""}),
+        ("/api/search", {"q": "Geneva", "kind": "bogus"}),
+    ):
+        response = served.get(path, params=params)
+        assert response.status_code == 400, (path, params, response.text)
+        assert response.json()["error"]
+    page = served.get("/search", params={"q": "Geneva", "cursor": "zzz"})
+    assert page.status_code == 200 and "bad cursor" in page.text  # said beside the form
+    assert served.get("/", params={"kind": "bogus"}).status_code == 400

@@ -272,10 +272,10 @@ class ChangeKind(StrEnum):
     @property
     def noise_only(self) -> bool:
         """Kinds that are never news, whatever their detail."""
-        return self in _NOISE_KINDS
+        return self in NOISE_KINDS
 
 
-_NOISE_KINDS = frozenset(
+NOISE_KINDS = frozenset(
     {
         ChangeKind.HEADER_TIME,
         ChangeKind.RELATIVE_TIME,

@@ -109,15 +109,16 @@ table.cards td[data-label]::before{content:attr(data-label) ": ";color:var(--mut
 """
 _CSS = HTML_CSS + _SITE_CSS + READING_CSS
 
-# Every page's code: each <time datetime> (UTC text) in the reader's own zone,
-# labelled with it; without JS the UTC text stays.
-_TIME_JS = """
+#: Every page's code: each <time datetime> (UTC text) in the reader's own
+#: zone, labelled with it; without JS the UTC text stays (the web UI's too).
+TIME_JS = """
 (function () {
   "use strict";
   var format;
   try {
     format = new Intl.DateTimeFormat(undefined, {year: "numeric", month: "2-digit",
-      day: "2-digit", hour: "2-digit", minute: "2-digit", timeZoneName: "short"});
+      day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
+      timeZoneName: "short"});
   } catch (e) { return; }
   Array.prototype.forEach.call(document.querySelectorAll("time[datetime]"), function (t) {
     var when = new Date(t.getAttribute("datetime"));
@@ -259,7 +260,7 @@ def change_title(record: ChangeRecord) -> str:
     return str(data.get("title_after") or data.get("title_before") or record.url)
 
 
-def _change(record: ChangeRecord) -> Change | None:
+def stored_change(record: ChangeRecord) -> Change | None:
     """The stored change, or None when its record cannot be read (newer schema, damage)."""
     try:
         return change_from_dict(record.record)
@@ -291,7 +292,7 @@ def _csp_hash(code: str) -> str:
     return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
 
 
-def _page(title: str, body: str, *, root: str = "", script: str = _TIME_JS) -> str:
+def _page(title: str, body: str, *, root: str = "", script: str = TIME_JS) -> str:
     """A whole page: the CSP admits exactly this page's style and script, nothing else."""
     script_src = _csp_hash(script) if script else "'none'"
     csp = (
@@ -365,7 +366,7 @@ def render_index(rows: Sequence[IndexRow]) -> str:
         "" if rows else "<p>No watched articles yet.</p>",
         "</main>",
     ]
-    return _page("watcher: watched articles", "\n".join(body), script=_TIME_JS + _INDEX_JS)
+    return _page("watcher: watched articles", "\n".join(body), script=TIME_JS + _INDEX_JS)
 
 
 def _index_row(row: IndexRow) -> str:
@@ -491,7 +492,7 @@ def _seq_label(change: ChangeRecord, history: ArticleHistory) -> str:
 
 def _change_section(record: ChangeRecord, history: ArticleHistory, tz: str) -> str:
     """A significant change open; a noise-only one collapsed to its summary line."""
-    change = _change(record)
+    change = stored_change(record)
     report = (
         render_html_fragment(change, tz=tz, heading_level=4)
         if change is not None
@@ -597,7 +598,7 @@ def render_feed(
 
 
 def _feed_entry(record: ChangeRecord, tz: str, base: str) -> FeedEntry:
-    change = _change(record)
+    change = stored_change(record)
     title = change_title(record)
     return FeedEntry(
         id=entry_id(record),

@@ -51,6 +51,7 @@ from watcher.web.queries import (
     choices,
     filter_rows,
     paginate,
+    parse_kind,
     parse_limit,
     shown_state,
     version_rows,
@@ -106,7 +107,9 @@ def _client_error(exc: WatcherError) -> BadRequest:
     database) is re-raised, to become a plain 500."""
     if isinstance(exc, StoreError):
         raise exc
-    return BadRequest(str(exc))
+    # the API's own words for what the command line calls options
+    message = str(exc).replace("--tag and --untag", "tag and untag")
+    return BadRequest(message.replace("--interval", "interval"))
 
 
 def parse_since(text: str | None) -> int | None:
@@ -172,7 +175,10 @@ class Handlers:
         options = choices(rows)
         if not query:
             return HTMLResponse(pages.render_search("", filters, options, []))
-        hits, cursor, message = self._search(request, query, filters, rows)
+        try:
+            hits, cursor, message = self._search(request, query, filters, rows)
+        except BadRequest as exc:  # the page says what to fix, beside the form
+            hits, cursor, message = [], None, str(exc)
         return HTMLResponse(
             pages.render_search(query, filters, options, hits, next_cursor=cursor, message=message)
         )
@@ -194,11 +200,12 @@ class Handlers:
         listed = changes_page(
             self.store,
             since_ms=parse_since(params.get("since")),
-            kind=params.get("kind") or None,
+            kind=parse_kind(params.get("kind")),
             limit=parse_limit(params.get("limit")),
             cursor=params.get("cursor"),
         )
-        return JSONResponse(jsonapi.page([jsonapi.change(c) for c in listed.items], listed))
+        body = jsonapi.page([jsonapi.change(c, record=True) for c in listed.items], listed)
+        return JSONResponse({**body, "poll_cursor": listed.poll_cursor})
 
     def api_versions(self, request: Request) -> Response:
         watch = self._watch(request.path_params["watch_id"])
@@ -327,8 +334,13 @@ class Handlers:
     def _search(
         self, request: Request, query: str, filters: Filters, rows: list[WatchRow]
     ) -> tuple[list[tuple[Hit, str]], str | None, str | None]:
-        """Hits with their watch's URL, the next cursor, and what to tell the reader."""
-        complete = self.index.catch_up(self.store)
+        """Hits with their watch's URL, the next cursor, and what to tell the
+        reader; BadRequest for the client's mistakes."""
+        try:
+            complete = self.index.catch_up(self.store)
+        except StoreError as exc:  # e.g. a role that may read but not write the index
+            log.error("search index: cannot catch up, searching it as it is: %s", exc)
+            complete = False
         urls = {r.watch.id: r.watch.url for r in rows}
         admitted = None
         if filters.on_watches:
@@ -342,8 +354,8 @@ class Handlers:
                 limit=parse_limit(request.query_params.get("limit") or str(SEARCH_LIMIT)),
                 cursor=request.query_params.get("cursor"),
             )
-        except WatcherError as exc:
-            return [], None, str(_client_error(exc))
+        except WatcherError as exc:  # an empty query, a bad cursor: a 400 in the API
+            raise _client_error(exc) from None
         hits = [(h, urls[h.watch_id]) for h in found.hits if h.watch_id in urls]
         message = None if complete else "the search index is still being built: results so far"
         return hits, found.next_cursor, message

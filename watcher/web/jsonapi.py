@@ -47,9 +47,11 @@ def watch_record(w: WatchRecord) -> dict[str, Any]:
             "interval_s": w.interval_s}  # fmt: skip
 
 
-def change(c: ChangeRecord) -> dict[str, Any]:
+def change(c: ChangeRecord, *, record: bool = False) -> dict[str, Any]:
+    """A change; with ``record``, its full record too (every item, before and
+    after, as ``watcher diff --format json`` prints it: its own ``schema``)."""
     at = change_time(c)
-    return {
+    out = {
         "id": c.id,
         "watch_id": c.watch_id,
         "url": c.url,
@@ -63,20 +65,28 @@ def change(c: ChangeRecord) -> dict[str, Any]:
         "summary": c.summary,
         "reverted_to_version_id": c.reverted_to_version_id,
     }
+    if record:
+        out["record"] = c.record
+    return out
 
 
-def version(v: VersionRecord, incoming: ChangeRecord | None) -> dict[str, Any]:
+def version(
+    v: VersionRecord, incoming: ChangeRecord | None, *, record: bool = False
+) -> dict[str, Any]:
+    """A version; ``time_basis`` says whether ``captured_at`` is when watcher
+    fetched it (``captured``) or the time an imported archive stated."""
     return {
         "id": v.id,
         "watch_id": v.watch_id,
         "seq": v.seq,
         "captured_at": iso_time(v.captured_at),
         "captured_at_ms": v.captured_at,
+        "time_basis": str(v.time_basis),
         "title": v.title,
         "http_status": v.http_status,
         "final_url": v.final_url,
         "content_sha256": v.content_sha256,
-        "change": change(incoming) if incoming else None,
+        "change": change(incoming, record=record) if incoming else None,
         "html": f"/versions/{v.id}",
     }
 
@@ -90,7 +100,7 @@ def version_detail(
 ) -> dict[str, Any]:
     """A version with its watch's URL, page metadata and the parsed article."""
     return {
-        **version(v, incoming),
+        **version(v, incoming, record=True),
         "url": url,
         "page_metadata": v.page_metadata,
         "article": asdict(article),

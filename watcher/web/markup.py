@@ -15,6 +15,7 @@ import html
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
+from watcher.outputs.site import TIME_JS
 from watcher.safetext import UNSAFE_CHARS, escape_unsafe
 from watcher.safeurl import WEB_SCHEMES, browser_url, scheme
 
@@ -23,9 +24,11 @@ SCRIPT_PATH = "/static/local-time.js"
 
 STYLE = """
 :root{color-scheme:light dark;--fg:#1d1d1f;--bg:#fff;--muted:#6b6b70;--line:#e2e2e6;
---accent:#0a58ca;--mark:#fff2a8;--bad:#a3141b}
+--accent:#0a58ca;--mark:#fff2a8;--bad:#a3141b;
+--del-fg:#a3141b;--del-bg:#fde8e8;--ins-fg:#0c6b25;--ins-bg:#e2f6e6}
 @media (prefers-color-scheme:dark){:root{--fg:#e8e8ea;--bg:#151517;--muted:#a0a0a8;
---line:#34343a;--accent:#7fb2ff;--mark:#5a4d00;--bad:#ff9b9b}}
+--line:#34343a;--accent:#7fb2ff;--mark:#5a4d00;--bad:#ff9b9b;
+--del-fg:#ff9b9b;--del-bg:#4a1d20;--ins-fg:#8fe3a3;--ins-bg:#163a22}}
 *{box-sizing:border-box}
 html{-webkit-text-size-adjust:100%;text-size-adjust:100%}
 body{margin:0;background:var(--bg);color:var(--fg);font:16px/1.65 system-ui,-apple-system,
@@ -54,6 +57,7 @@ th{color:var(--muted);font-weight:600}
 .tag,.state,.kind{display:inline-block;font-size:.85em;border:1px solid var(--line);
 border-radius:4px;padding:0 .35rem;margin:0 .2rem .1rem 0}
 .verdict-significant{color:var(--bad);font-weight:600}
+.kind.noise{color:var(--muted);border-style:dashed}
 ol.versions,ol.hits{padding-left:1.25rem}
 ol.versions li,ol.hits li{margin:0 0 1rem}
 mark{background:var(--mark);color:inherit}
@@ -64,6 +68,22 @@ border-radius:6px}
 figure.image figcaption{font-size:.92em}
 p.time{color:var(--muted)}
 nav.pages{margin:1.5rem 0}
+details.report{margin:.4rem 0 0}details.report>summary{cursor:pointer;color:var(--accent)}
+.change-report{border-left:3px solid var(--line);padding:.1rem 0 .1rem .8rem;margin:.4rem 0}
+.change-report dl{display:grid;grid-template-columns:max-content minmax(0,1fr);
+gap:.1rem 1rem;margin:.25rem 0 .5rem;font-size:.92em}
+.change-report dt{color:var(--muted)}.change-report dd{margin:0;min-width:0}
+.change-report h4{font-size:1rem;margin:.5rem 0 .2rem}
+ol.items{padding-left:1.25rem;margin:.25rem 0}li.item{margin:0 0 .75rem}
+.loc,.detail,.label{color:var(--muted);font-size:.9em}.label{margin-right:.5em}
+.text{white-space:pre-wrap;overflow-wrap:anywhere;margin:.2rem 0}
+.line-before{border-left:3px solid var(--del-fg);padding-left:.6rem}
+.line-after{border-left:3px solid var(--ins-fg);padding-left:.6rem}
+del{color:var(--del-fg);background:var(--del-bg);text-decoration:line-through}
+ins{color:var(--ins-fg);background:var(--ins-bg);text-decoration:underline}
+.change-report .verdict{font-weight:600;text-transform:uppercase}
+.change-report .verdict-none{color:var(--ins-fg)}
+.change-report details.noise{margin:.5rem 0}
 @media (max-width:40rem){
 table.rows thead{display:none}
 table.rows,table.rows tbody,table.rows tr,table.rows td{display:block;width:100%}
@@ -72,21 +92,9 @@ table.rows td{border:0;padding:.1rem 0}
 }
 """
 
-# Times are written in UTC; a reader's browser shows its local time instead,
-# with the UTC text kept as the tooltip. Served as a file: the CSP admits
-# script from this server only.
-SCRIPT = """
-(function () {
-  "use strict";
-  var times = document.querySelectorAll("time[datetime]");
-  Array.prototype.forEach.call(times, function (el) {
-    var when = new Date(el.getAttribute("datetime"));
-    if (isNaN(when.getTime())) { return; }
-    el.title = el.textContent;
-    el.textContent = when.toLocaleString();
-  });
-})();
-"""
+# The report site's time script: local time with its zone named, UTC on
+# hover. Served as a file: the CSP admits script from this server only.
+SCRIPT = TIME_JS
 
 
 def esc(value: object) -> str:

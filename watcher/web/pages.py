@@ -8,18 +8,34 @@ link, not an ``<img>``, so a page makes no request to any other host.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from watcher.api import ArticleHistory, HistoryEntry
-from watcher.models import Article, Block, BlockKind
+from watcher.models import NOISE_KINDS, Article, Block, BlockKind, TimeBasis
+from watcher.outputs.site import stored_change
+from watcher.report import render_html_fragment
 from watcher.search import Hit
-from watcher.store import ChangeRecord, VersionRecord, WatchRecord
+from watcher.store import ChangeRecord, ChangeVerdict, VersionRecord, WatchRecord
 from watcher.web.markup import esc, external_link, local_url, mark_spans, page, time_tag
 from watcher.web.queries import Choices, Filters, Page, WatchRow
 
 
+def kind_label(kind: str) -> str:
+    """``paragraph_added`` as a reader says it: "paragraph added"."""
+    return kind.replace("_", " ")
+
+
+def _is_noise(kind: str) -> bool:
+    return kind in NOISE_KINDS
+
+
 def _change_line(change: ChangeRecord) -> str:
-    kinds = "".join(f'<span class="kind">{esc(k)}</span>' for k in change.kinds)
+    # the news first; kinds that are never news (a ticking time) after, muted
+    ordered = sorted(change.kinds, key=_is_noise)
+    kinds = "".join(
+        f'<span class="kind{" noise" if _is_noise(k) else ""}">{esc(kind_label(k))}</span>'
+        for k in ordered
+    )
     verdict = str(change.verdict)
     return (
         f'<span class="verdict-{esc(verdict)}">{esc(verdict)}</span> {kinds} '
@@ -27,13 +43,34 @@ def _change_line(change: ChangeRecord) -> str:
     )
 
 
+def _report(change: ChangeRecord, summary: str) -> str:
+    """What changed, item by item (the report ``watcher diff`` and the report
+    site show): open for a significant edit; folded for noise, and for a
+    takedown (its report is the whole last text, linked as a version anyway)."""
+    stored = stored_change(change)
+    report = (
+        render_html_fragment(stored, heading_level=4)
+        if stored is not None
+        else '<p class="muted">This change record cannot be read by this version of watcher.</p>'
+    )
+    edit = change.verdict is ChangeVerdict.SIGNIFICANT and change.new_version_id is not None
+    shown = " open" if edit else ""
+    return f'<details class="report"{shown}><summary>{esc(summary)}</summary>{report}</details>'
+
+
 def _tags(tags: Sequence[str]) -> str:
     return "".join(f'<span class="tag">{esc(t)}</span>' for t in tags)
 
 
-def _select(name: str, label: str, options: Sequence[str], chosen: str | None) -> str:
+def _select(
+    name: str,
+    label: str,
+    options: Sequence[str],
+    chosen: str | None,
+    shown: Callable[[str], str] = str,
+) -> str:
     items = ['<option value="">any</option>'] + [
-        f'<option value="{esc(o)}"{" selected" if o == chosen else ""}>{esc(o)}</option>'
+        f'<option value="{esc(o)}"{" selected" if o == chosen else ""}>{esc(shown(o))}</option>'
         for o in options
     ]
     return f'<label>{label} <select name="{name}">{"".join(items)}</select></label>'
@@ -50,7 +87,7 @@ def _filters_form(action: str, filters: Filters, choices: Choices, query: str | 
         + _select("site", "Site", choices.sites, filters.site)
         + _select("tag", "Tag", choices.tags, filters.tag)
         + _select("state", "State", choices.states, filters.state)
-        + _select("kind", "Change", choices.kinds, filters.kind)
+        + _select("kind", "Change", choices.kinds, filters.kind, kind_label)
         + '<button type="submit">Filter</button></form>'
     )
 
@@ -112,7 +149,8 @@ def render_article(history: ArticleHistory, state: str) -> str:
         _watch_meta(watch, state, len([e for e in history.entries if e.version])),
         "<h2>Versions and changes, newest first</h2>",
         '<ol class="versions" reversed>',
-        *(_entry(e) for e in reversed(history.entries)),
+        # numbered by hand: Chromium counts the reports' own list items too
+        *(_entry(e, n) for n, e in reversed(list(enumerate(history.entries, 1)))),
         "</ol>",
     ]
     return page(title, "\n".join(body))
@@ -131,20 +169,24 @@ def _watch_meta(watch: WatchRecord, state: str, versions: int) -> str:
     )
 
 
-def _entry(entry: HistoryEntry) -> str:
+def _entry(entry: HistoryEntry, number: int) -> str:
+    report = _report(entry.change, "What changed") if entry.change else ""
     if entry.version is None:
         change = _change_line(entry.change) if entry.change else ""
         return (
-            f'<li class="removal"><strong>Taken down</strong> {time_tag(entry.at)}<br>{change}</li>'
+            f'<li class="removal" value="{number}"><strong>Taken down</strong> '
+            f"{time_tag(entry.at)}<br>{change}"
+            f"{report}</li>"
         )
     v = entry.version
     change = (
-        f"<br>{_change_line(entry.change)}"
+        f"<br>{_change_line(entry.change)}{report}"
         if entry.change
         else '<br><span class="muted">first capture</span>'
     )
     return (
-        f'<li><a href="/versions/{v.id}">Version {v.seq}</a> {time_tag(v.captured_at)}'
+        f'<li value="{number}"><a href="/versions/{v.id}">Version {v.seq}</a> '
+        f"{time_tag(v.captured_at)}"
         f'<br><span class="title">{esc(v.title or "")}</span>{change}</li>'
     )
 
@@ -160,6 +202,8 @@ def render_version(
     neighbours: tuple[VersionRecord | None, VersionRecord | None],
 ) -> str:
     before, after = neighbours
+    # an import's time is what its source stated, not when watcher fetched it
+    basis = "Captured" if version.time_basis is TimeBasis.CAPTURED else "Stated time"
     nav = [f'<a href="/articles/{watch.id}">All versions</a>']
     if before is not None:
         nav.append(f'<a rel="prev" href="/versions/{before.id}">← Version {before.seq}</a>')
@@ -169,7 +213,7 @@ def render_version(
         '<dl class="meta">'
         f"<dt>Article</dt><dd>{external_link(watch.url)}</dd>"
         f"<dt>Version</dt><dd>{version.seq}</dd>"
-        f"<dt>Captured</dt><dd>{time_tag(version.captured_at)}</dd>"
+        f"<dt>{basis}</dt><dd>{time_tag(version.captured_at)}</dd>"
         f"<dt>HTTP status</dt><dd>{esc(version.http_status or 'imported')}</dd>"
         + (
             f"<dt>Final URL</dt><dd>{external_link(version.final_url)}</dd>"
@@ -180,10 +224,12 @@ def render_version(
         "</dl>"
     )
     title = article.title or version.title or watch.url
+    since = f"What changed since version {before.seq}" if before else "What changed"
     body = [
         f'<p class="muted">{" · ".join(nav)}</p>',
         f"<h1>{esc(title)}</h1>",
         meta,
+        _report(incoming, since) if incoming else "",
         '<article class="snapshot">',
         render_blocks(article.blocks),
         "</article>",

@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 from watcher import api
 from watcher.api import ArticleHistory
 from watcher.errors import WatcherError
+from watcher.models import ChangeKind
 from watcher.search import parse_cursor
 from watcher.store import (
     ChangeRecord,
@@ -29,6 +30,8 @@ from watcher.store import (
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+STATES = tuple(str(s) for s in WatchState)
+KINDS = frozenset(str(k) for k in ChangeKind)
 
 T = TypeVar("T")
 
@@ -37,6 +40,9 @@ T = TypeVar("T")
 class Page(Generic[T]):
     items: list[T]
     next_cursor: str | None
+    #: The changes list only: where to ask next time for what is new (set
+    #: on the last page too, where ``next_cursor`` is None).
+    poll_cursor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +62,22 @@ class Filters:
             value = params.get(name, "").strip()
             return value or None
 
-        return cls(get("site"), get("tag"), get("state"), get("kind"))
+        state = get("state")
+        # a mistyped filter must not read as "nothing matches"
+        if state is not None and state not in STATES:
+            raise WatcherError(f"state must be one of {', '.join(STATES)}")
+        return cls(get("site"), get("tag"), state, parse_kind(get("kind")))
 
     @property
     def on_watches(self) -> bool:
         return any((self.site, self.tag, self.state))
+
+
+def parse_kind(text: str | None) -> str | None:
+    """``?kind=``: a change kind such as ``paragraph_edited``, or None for any."""
+    if text and text not in KINDS:
+        raise WatcherError(f"unknown change kind {text!r}, e.g. paragraph_edited or title")
+    return text or None
 
 
 def parse_limit(text: str | None) -> int:
@@ -168,7 +185,7 @@ def choices(rows: Sequence[WatchRow]) -> Choices:
     return Choices(
         sites=sorted({r.watch.site for r in rows if r.watch.site}),
         tags=sorted({t for r in rows for t in r.watch.tags}),
-        states=[str(s) for s in WatchState],
+        states=list(STATES),
         kinds=sorted(kinds),
     )
 
@@ -180,8 +197,9 @@ def changes_page(
     store: Store, *, since_ms: int | None, kind: str | None, limit: int, cursor: str | None
 ) -> Page[ChangeRecord]:
     """Changes recorded at or after ``since_ms`` (when they were stored), of
-    ``kind`` if given, oldest first: a client polls with the last
-    ``next_cursor`` and gets only what is new."""
+    ``kind`` if given, oldest first. A client walks the pages with
+    ``next_cursor``; on the last one, ``poll_cursor`` (the last change looked
+    at, of any kind) is where it asks again later, for only what is new."""
     after = parse_cursor(cursor, 1)[0] if cursor else 0
     found: list[ChangeRecord] = []
     while len(found) <= limit:
@@ -191,8 +209,9 @@ def changes_page(
         after = batch[-1].id
         found += [c for c in batch if kind is None or kind in c.kinds]
     page = found[:limit]
-    more = len(found) > limit
-    return Page(page, str(page[-1].id) if more and page else None)
+    if len(found) > limit:
+        return Page(page, str(page[-1].id), str(page[-1].id))
+    return Page(page, None, str(after) if after else cursor)
 
 
 # -- versions ------------------------------------------------------------------------
