@@ -31,7 +31,7 @@ WATCHER = Path(sys.executable).with_name("watcher")
 #: name: (path, viewport width, viewport height)
 SHOTS = {
     "article": ("/articles/1", 1280, 830),
-    "version": ("/versions/2", 1280, 720),
+    "version": ("/versions/3", 1280, 760),
     "search-phone": ("/search?q=" + quote("习近平"), 390, 844),
 }
 
