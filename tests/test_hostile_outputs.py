@@ -37,7 +37,7 @@ import pytest
 from lxml import etree
 from markdown_it import MarkdownIt
 
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import launched_chromium
 from tests.support.clock import Clock
 from tests.support.newsroom import Newsroom, serve
 from tests.test_report import _item, make_change
@@ -629,16 +629,8 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 def browser(outputs: Outputs) -> Iterator[Any]:
     """Depends on ``outputs`` so the pipeline's asyncio.run() is done before
     Playwright's sync API starts its event loop in this thread."""
-    if not Path(CHROMIUM).is_file():
-        pytest.skip("chromium not installed (apt-get install chromium; .ci/run does this)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright not installed")
-    with sync_api.sync_playwright() as p:
-        try:
-            launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        except sync_api.Error as exc:
-            pytest.skip(f"Playwright cannot drive {CHROMIUM}: {str(exc).splitlines()[0]}")
+    with launched_chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, Recorder
+from tests.support.browser import Recorder, launched_chromium, require_chromium
 from tests.test_serve import (
     HOSTILE_TITLE,
     REMOVED,
@@ -32,14 +31,7 @@ from tests.test_serve import (
 )
 from watcher.store import Store, open_engine, upgrade
 
-if not Path(CHROMIUM).is_file():
-    pytest.skip(
-        "chromium not installed (apt-get install chromium; .ci/run does this)",
-        allow_module_level=True,
-    )
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="Python Playwright not installed (pip install -e '.[test]')"
-)
+require_chromium()
 
 WIDTHS = {"desktop": 1280, "phone": 390}
 
@@ -92,13 +84,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 @pytest.fixture(scope="module")
 def browser(site: Site) -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        try:
-            launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        except sync_api.Error as exc:
-            pytest.skip(f"Playwright cannot drive {CHROMIUM}: {str(exc).splitlines()[0]}")
+    with launched_chromium() as launched:
         yield launched
-        launched.close()
 
 
 def open_tab(browser: Any, site: Site, width: int) -> tuple[Any, Any, Recorder]:

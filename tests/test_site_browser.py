@@ -24,19 +24,12 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, Recorder
+from tests.support.browser import Recorder, launched_chromium, require_chromium
 from tests.test_site import HOSTILE_TITLE, calm_history, demo_history, hostile_history
 from watcher import api
 from watcher.outputs import site
 
-if not Path(CHROMIUM).is_file():
-    pytest.skip(
-        "chromium not installed (apt-get install chromium; .ci/run does this)",
-        allow_module_level=True,
-    )
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="Python Playwright not installed (pip install -e '.[test]')"
-)
+require_chromium()
 
 
 # -- the site and a server for it -----------------------------------------------------
@@ -91,13 +84,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 def browser(served: Served) -> Iterator[Any]:
     """Depends on ``served`` so the site is built first: Playwright's sync API keeps
     an event loop running in this thread, and the pipeline needs asyncio.run()."""
-    with sync_api.sync_playwright() as p:
-        try:
-            launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        except sync_api.Error as exc:
-            pytest.skip(f"Playwright cannot drive {CHROMIUM}: {str(exc).splitlines()[0]}")
+    with launched_chromium() as launched:
         yield launched
-        launched.close()
 
 
 # -- recording everything a page does ----------------------------------------------------

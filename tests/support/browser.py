@@ -5,8 +5,13 @@ chatter that this sandbox would refuse)."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -18,6 +23,33 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+
+
+def require_chromium() -> Any:
+    """Playwright's sync API; skips (the whole module, when called at its
+    top) where Chromium or Playwright is not installed."""
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(
+            "chromium not installed (apt-get install chromium; .ci/run does this)",
+            allow_module_level=True,
+        )
+    return pytest.importorskip(
+        "playwright.sync_api", reason="Python Playwright not installed (pip install -e '.[test]')"
+    )
+
+
+@contextmanager
+def launched_chromium() -> Iterator[Any]:
+    """Headless Chromium for a module's ``browser`` fixture, closed after;
+    skips the tests with the reason when it cannot start."""
+    sync_api = require_chromium()
+    with sync_api.sync_playwright() as p:
+        try:
+            launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        except sync_api.Error as exc:
+            pytest.skip(f"Playwright cannot drive {CHROMIUM}: {str(exc).splitlines()[0]}")
+        yield launched
+        launched.close()
 
 
 @dataclass
