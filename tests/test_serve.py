@@ -9,7 +9,6 @@ extraction (a hostile title, a phrase removed later).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -24,7 +23,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -35,11 +33,10 @@ from sqlalchemy.engine import make_url
 from tests.support.env import PipelineEnv, make_env
 from tests.support.http_server import LocalServer
 from tests.support.newsroom import ARTICLE_PATH, LEAD, SEED, Newsroom
+from tests.test_site import snap, store_history
 from watcher import api
 from watcher import snapshot as snapshot_mod
 from watcher.cli import main
-from watcher.diff import diff_snapshots
-from watcher.models import Snapshot
 from watcher.search import INDEX_NAME, open_index
 from watcher.store import Store, WatchRecord, WatchState, open_engine
 from watcher.web.app import CSP, create_app
@@ -60,44 +57,6 @@ MINUTE = 60_000
 
 
 # -- histories ------------------------------------------------------------------------------
-
-
-def snap(url: str, title: str, paragraphs: list[str], at: int, extra: str = "") -> Snapshot:
-    body = "<main>" + "".join(f"<p>{p}</p>" for p in paragraphs) + extra + "</main>"
-    return Snapshot(url=url, title=title, body=body, captured_at=at)
-
-
-def store_history(
-    store: Store, url: str, snaps: list[Snapshot], tags: tuple[str, ...] = ()
-) -> WatchRecord:
-    """Versions and their classified changes stored directly, as an importer does."""
-    first = snaps[0].captured_at or 0
-    watch, _ = store.add_watch(url, site=urlsplit(url).hostname or "", tags=tags, now_ms=first)
-    previous: tuple[Snapshot, int] | None = None
-    for s in snaps:
-        assert s.captured_at is not None
-        content = snapshot_mod.content_text(s)
-        with store.transaction() as tx:
-            version = tx.add_version(
-                watch.id,
-                captured_at=s.captured_at,
-                content_sha256=hashlib.sha256(content.encode()).hexdigest(),
-                content_text=content,
-                http_status=200,
-                final_url=s.url,
-                title=s.title,
-                archive_path=None,
-            )
-            if previous is not None:
-                tx.add_change(
-                    diff_snapshots(previous[0], s),
-                    watch_id=watch.id,
-                    old_version_id=previous[1],
-                    new_version_id=version.id,
-                    created_at=s.captured_at,
-                )
-        previous = (s, version.id)
-    return watch
 
 
 def edited_history(store: Store, url: str = "https://news.example/world/embargo") -> WatchRecord:

@@ -26,9 +26,8 @@ from tests.test_serve import (
     edited_history,
     hostile_history,
     serving,
-    snap,
-    store_history,
 )
+from tests.test_site import snap, store_history
 from watcher.store import Store, open_engine, upgrade
 
 require_chromium()

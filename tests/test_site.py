@@ -63,9 +63,13 @@ def snap(url: str, title: str, paragraphs: list[str], at: int, extra: str = "") 
     return Snapshot(url=url, title=title, body=body, captured_at=at)
 
 
-def store_history(store: Store, url: str, snaps: list[Snapshot]) -> WatchRecord:
+def store_history(
+    store: Store, url: str, snaps: list[Snapshot], tags: tuple[str, ...] = ()
+) -> WatchRecord:
     """Store versions and their changes directly, as an importer does."""
-    watch, _ = store.add_watch(url, site=urlsplit(url).hostname or "", now_ms=snaps[0].captured_at)
+    watch, _ = store.add_watch(
+        url, site=urlsplit(url).hostname or "", tags=tags, now_ms=snaps[0].captured_at
+    )
     previous = None
     for s in snaps:
         assert s.captured_at is not None
